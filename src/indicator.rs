@@ -1,0 +1,647 @@
+//! The indicator model every feed parser produces, and the normalization of lookup keys.
+//!
+//! An [`Indicator`] is one row of the `ThreatIntelligenceIndicator` table as KQL would see it
+//! (its raw `NetworkIP` and `DomainName` strings, kept verbatim for the KQL-exact mode) plus the
+//! normalized [`Key`]s the index answers lookups on. Normalization happens once, here, at compile
+//! time: IPs canonical, domains lowercase without the trailing dot, hashes lowercase hex of a
+//! valid length, URLs with lowercase scheme and host. No I/O lives in this module.
+
+use crate::time::Timestamp;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The kind of an indicator's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A single IPv4 address.
+    Ipv4 = 1,
+    /// A single IPv6 address.
+    Ipv6 = 2,
+    /// An IPv4 CIDR range (shorter than /32).
+    Cidr4 = 3,
+    /// An IPv6 CIDR range (shorter than /128).
+    Cidr6 = 4,
+    /// A domain name.
+    Domain = 5,
+    /// A URL.
+    Url = 6,
+    /// An e-mail address.
+    Email = 7,
+    /// An MD5 file hash.
+    Md5 = 8,
+    /// A SHA-1 file hash.
+    Sha1 = 9,
+    /// A SHA-256 file hash.
+    Sha256 = 10,
+    /// A SHA-512 file hash.
+    Sha512 = 11,
+    /// A CVE identifier.
+    Cve = 12,
+    /// A row with no usable lookup key (kept for the KQL-exact mode only).
+    Unusable = 15,
+}
+
+impl Kind {
+    /// All kinds, in tag order.
+    pub const ALL: [Kind; 13] = [
+        Kind::Ipv4,
+        Kind::Ipv6,
+        Kind::Cidr4,
+        Kind::Cidr6,
+        Kind::Domain,
+        Kind::Url,
+        Kind::Email,
+        Kind::Md5,
+        Kind::Sha1,
+        Kind::Sha256,
+        Kind::Sha512,
+        Kind::Cve,
+        Kind::Unusable,
+    ];
+
+    /// The on-disk tag.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind of an on-disk tag.
+    pub fn from_tag(tag: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+
+    /// A short lowercase name (`ipv4`, `cidr6`, `sha256`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ipv4 => "ipv4",
+            Kind::Ipv6 => "ipv6",
+            Kind::Cidr4 => "cidr4",
+            Kind::Cidr6 => "cidr6",
+            Kind::Domain => "domain",
+            Kind::Url => "url",
+            Kind::Email => "email",
+            Kind::Md5 => "md5",
+            Kind::Sha1 => "sha1",
+            Kind::Sha256 => "sha256",
+            Kind::Sha512 => "sha512",
+            Kind::Cve => "cve",
+            Kind::Unusable => "unusable",
+        }
+    }
+
+    /// The hash kind whose hex digest has `len` characters.
+    pub fn hash_of_len(len: usize) -> Option<Kind> {
+        match len {
+            32 => Some(Kind::Md5),
+            40 => Some(Kind::Sha1),
+            64 => Some(Kind::Sha256),
+            128 => Some(Kind::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Parses a type name as feeds write it: `ipv4`, `IPv4-Addr`, `ip`, `domain`, `hostname`,
+    /// `FQDN`, `url`, `uri`, `email`, `md5`, `sha1`, `SHA-1`, `sha256`, `cve`, `cidr`, ... .
+    /// `ip`/`cidr` map to [`Kind::Ipv4`], `hash`/`filehash` to [`Kind::Sha256`]: callers treat the
+    /// result as a hint and let [`Key::parse_as`] settle the exact kind from the value.
+    pub fn from_type_name(name: &str) -> Option<Kind> {
+        let n: String = name
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' ' | ':'))
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match n.as_str() {
+            "ipv4" | "ipv4addr" | "ip" | "ipaddress" | "ipaddr" | "ipv4address" | "ipdst"
+            | "ipsrc" | "networkip" | "cidr" | "ipv4cidr" | "ipv4net" | "netblock"
+            | "ipv4range" => Kind::Ipv4,
+            "ipv6" | "ipv6addr" | "ipv6address" | "ipv6cidr" | "ipv6net" => Kind::Ipv6,
+            "domain" | "domainname" | "hostname" | "host" | "fqdn" | "dns" => Kind::Domain,
+            "url" | "uri" | "link" => Kind::Url,
+            "email" | "emailaddr" | "emailaddress" | "emailsender" | "emailsenderaddress"
+            | "mail" => Kind::Email,
+            "md5" | "filehashmd5" => Kind::Md5,
+            "sha1" | "filehashsha1" => Kind::Sha1,
+            "sha256" | "filehashsha256" => Kind::Sha256,
+            "sha512" | "filehashsha512" => Kind::Sha512,
+            "hash" | "filehash" | "file" => Kind::Sha256,
+            "cve" | "cveid" | "vulnerability" => Kind::Cve,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A normalized lookup key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// An address or CIDR, canonical: IPv4-mapped IPv6 folded to IPv4, host bits cleared.
+    Ip(IpNet),
+    /// A string key of a string kind (domain, URL, e-mail, hash, CVE), already normalized.
+    Str(Kind, String),
+}
+
+/// Why a value could not become a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyError {
+    /// The value is empty (after trimming).
+    Empty,
+    /// Not an IP address or CIDR.
+    BadIp,
+    /// Not a valid domain name.
+    BadDomain,
+    /// Not a URL with a scheme and a host.
+    BadUrl,
+    /// Not an e-mail address.
+    BadEmail,
+    /// Not a hex digest of 32, 40, 64 or 128 digits (or not of the declared algorithm's length).
+    BadHash,
+    /// Not `CVE-YYYY-NNNN...`.
+    BadCve,
+    /// The kind of the value could not be inferred.
+    Unrecognized,
+}
+
+impl KeyError {
+    /// A short reason, used in skip summaries.
+    pub fn reason(self) -> &'static str {
+        match self {
+            KeyError::Empty => "empty value",
+            KeyError::BadIp => "invalid IP address or CIDR",
+            KeyError::BadDomain => "invalid domain name",
+            KeyError::BadUrl => "invalid URL",
+            KeyError::BadEmail => "invalid e-mail address",
+            KeyError::BadHash => "invalid hash",
+            KeyError::BadCve => "invalid CVE id",
+            KeyError::Unrecognized => "unrecognized indicator value",
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl Key {
+    /// The kind of this key (an IP key tells address from CIDR by its prefix length).
+    pub fn kind(&self) -> Kind {
+        match self {
+            Key::Ip(IpNet::V4(n)) if n.prefix_len() == 32 => Kind::Ipv4,
+            Key::Ip(IpNet::V4(_)) => Kind::Cidr4,
+            Key::Ip(IpNet::V6(n)) if n.prefix_len() == 128 => Kind::Ipv6,
+            Key::Ip(IpNet::V6(_)) => Kind::Cidr6,
+            Key::Str(k, _) => *k,
+        }
+    }
+
+    /// Parses `value` as a key of the given kind. The IP kinds accept any address or CIDR (v4 or
+    /// v6, the exact kind follows the value); hash kinds accept any valid digest length, unless
+    /// `strict_hash` is set, when the length must match the declared algorithm.
+    ///
+    /// # Errors
+    /// A [`KeyError`] naming what is wrong with the value.
+    pub fn parse_as(kind: Kind, value: &str) -> Result<Key, KeyError> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        match kind {
+            Kind::Ipv4 | Kind::Ipv6 | Kind::Cidr4 | Kind::Cidr6 => parse_ip_net(v).map(Key::Ip),
+            Kind::Domain => normalize_domain(v).map(|d| Key::Str(Kind::Domain, d)),
+            Kind::Url => normalize_url(v).map(|u| Key::Str(Kind::Url, u)),
+            Kind::Email => normalize_email(v).map(|e| Key::Str(Kind::Email, e)),
+            Kind::Md5 | Kind::Sha1 | Kind::Sha256 | Kind::Sha512 => {
+                normalize_hash(v).map(|(k, h)| Key::Str(k, h))
+            }
+            Kind::Cve => normalize_cve(v).map(|c| Key::Str(Kind::Cve, c)),
+            Kind::Unusable => Err(KeyError::Unrecognized),
+        }
+    }
+
+    /// Infers the kind of a bare value (a line of a plain list): IP or CIDR, CVE id, hex digest,
+    /// URL (has `://`), e-mail (has `@`), else domain name.
+    ///
+    /// # Errors
+    /// [`KeyError::Unrecognized`] when the value is none of these.
+    pub fn infer(value: &str) -> Result<Key, KeyError> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        if let Ok(net) = parse_ip_net(v) {
+            return Ok(Key::Ip(net));
+        }
+        if v.len() > 4 && v[..4].eq_ignore_ascii_case("cve-") {
+            return Key::parse_as(Kind::Cve, v);
+        }
+        if Kind::hash_of_len(v.len()).is_some() && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Key::parse_as(Kind::Sha256, v);
+        }
+        if v.contains("://") {
+            return Key::parse_as(Kind::Url, v);
+        }
+        if v.contains('@') {
+            return Key::parse_as(Kind::Email, v);
+        }
+        normalize_domain(v)
+            .map(|d| Key::Str(Kind::Domain, d))
+            .map_err(|_| KeyError::Unrecognized)
+    }
+
+    /// The normalized value as text (CIDRs as `net/len`, single addresses without `/len`).
+    pub fn value_string(&self) -> String {
+        match self {
+            Key::Ip(n) if n.prefix_len() == n.max_prefix_len() => n.addr().to_string(),
+            Key::Ip(n) => n.to_string(),
+            Key::Str(_, s) => s.clone(),
+        }
+    }
+}
+
+/// Parses an address or CIDR the way the log readers will parse event addresses: surrounding
+/// whitespace ignored, IPv4-mapped IPv6 folded to IPv4, host bits cleared, a zone (`%eth0`)
+/// rejected. `[::1]` brackets are accepted.
+///
+/// # Errors
+/// [`KeyError::BadIp`].
+pub fn parse_ip_net(s: &str) -> Result<IpNet, KeyError> {
+    let s = s.trim();
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => {
+            if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(KeyError::BadIp);
+            }
+            (a, Some(l.parse::<u8>().map_err(|_| KeyError::BadIp)?))
+        }
+        None => (s, None),
+    };
+    let addr = parse_ip_addr(addr).ok_or(KeyError::BadIp)?;
+    let net = match addr {
+        IpAddr::V4(a) => {
+            let l = len.unwrap_or(32);
+            // A mapped v6 address with a v6 prefix length: fold the prefix too.
+            IpNet::V4(Ipv4Net::new(a, l).map_err(|_| KeyError::BadIp)?)
+        }
+        IpAddr::V6(a) => {
+            IpNet::V6(Ipv6Net::new(a, len.unwrap_or(128)).map_err(|_| KeyError::BadIp)?)
+        }
+    };
+    Ok(net.trunc())
+}
+
+/// Parses one address, folding IPv4-mapped IPv6 (`::ffff:1.2.3.4`) to IPv4.
+pub fn parse_ip_addr(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    match s.parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => Some(canonical_v6(v6)),
+        v4 => Some(v4),
+    }
+}
+
+/// Folds an IPv4-mapped IPv6 address to its IPv4 address.
+pub fn canonical_v6(a: Ipv6Addr) -> IpAddr {
+    match a.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(a),
+    }
+}
+
+/// Lowercases, strips one trailing dot and checks the name is a plausible DNS name: labels of
+/// 1..=63 characters from letters, digits, `-`, `_` (and non-ASCII, for IDNs written in Unicode),
+/// at most 253 characters, not an IP address.
+///
+/// # Errors
+/// [`KeyError::BadDomain`].
+pub fn normalize_domain(s: &str) -> Result<String, KeyError> {
+    let s = s.trim();
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() || s.len() > 253 {
+        return Err(KeyError::BadDomain);
+    }
+    for label in s.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(KeyError::BadDomain);
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii())
+        {
+            return Err(KeyError::BadDomain);
+        }
+    }
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return Err(KeyError::BadDomain);
+    }
+    Ok(s.to_lowercase())
+}
+
+/// Lowercases the scheme and the host of a URL (and drops a trailing dot of the host); the
+/// path, query and fragment are kept as given, since servers treat them case-sensitively.
+///
+/// # Errors
+/// [`KeyError::BadUrl`] when there is no `scheme://host`.
+pub fn normalize_url(s: &str) -> Result<String, KeyError> {
+    let s = s.trim();
+    let (scheme, rest) = s.split_once("://").ok_or(KeyError::BadUrl)?;
+    if scheme.is_empty()
+        || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(KeyError::BadUrl);
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.is_empty() || authority.chars().any(char::is_whitespace) {
+        return Err(KeyError::BadUrl);
+    }
+    // Keep userinfo as is; lowercase the host[:port] part after it.
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => authority.split_at(i + 1),
+        None => ("", authority),
+    };
+    if hostport.is_empty() {
+        return Err(KeyError::BadUrl);
+    }
+    let mut host = hostport.to_lowercase();
+    if let Some(stripped) = host.strip_suffix('.') {
+        host = stripped.to_string();
+    } else if let Some(i) = host.rfind(".:") {
+        host.remove(i);
+    }
+    Ok(format!(
+        "{}://{userinfo}{host}{tail}",
+        scheme.to_ascii_lowercase()
+    ))
+}
+
+/// Lowercases an e-mail address (both parts, as mail systems compare them in practice).
+///
+/// # Errors
+/// [`KeyError::BadEmail`] without exactly one `@` and non-empty parts.
+pub fn normalize_email(s: &str) -> Result<String, KeyError> {
+    let s = s.trim();
+    let (local, domain) = s.split_once('@').ok_or(KeyError::BadEmail)?;
+    if local.is_empty()
+        || domain.contains('@')
+        || s.chars().any(char::is_whitespace)
+        || normalize_domain(domain).is_err()
+    {
+        return Err(KeyError::BadEmail);
+    }
+    Ok(s.to_lowercase())
+}
+
+/// Lowercase hex of a valid digest length; the kind follows the length.
+///
+/// # Errors
+/// [`KeyError::BadHash`].
+pub fn normalize_hash(s: &str) -> Result<(Kind, String), KeyError> {
+    let s = s.trim();
+    let kind = Kind::hash_of_len(s.len()).ok_or(KeyError::BadHash)?;
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(KeyError::BadHash);
+    }
+    Ok((kind, s.to_ascii_lowercase()))
+}
+
+/// `CVE-YYYY-NNNN` (four or more digits), uppercased.
+///
+/// # Errors
+/// [`KeyError::BadCve`].
+pub fn normalize_cve(s: &str) -> Result<String, KeyError> {
+    let u = s.trim().to_ascii_uppercase();
+    let mut parts = u.splitn(3, '-');
+    let ok = parts.next() == Some("CVE")
+        && parts
+            .next()
+            .is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .next()
+            .is_some_and(|n| n.len() >= 4 && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(u)
+    } else {
+        Err(KeyError::BadCve)
+    }
+}
+
+/// Where an indicator came from, for messages and `inspect`'s counts by source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Origin {
+    /// A STIX 2.1 bundle, TAXII envelope or NDJSON of STIX objects.
+    #[default]
+    Stix,
+    /// A legacy Sentinel `ThreatIntelligenceIndicator` export row.
+    SentinelLegacy,
+    /// A `ThreatIntelIndicators` (STIX-based) export row.
+    SentinelStix,
+    /// A generic CSV feed (value + type columns).
+    GenericCsv,
+    /// A REST feed response (`data` array).
+    Rest,
+    /// A plain list, one value per line.
+    Plain,
+}
+
+/// One indicator record: one row of the indicator table, as KQL joins see it.
+///
+/// A record usually has one normalized key; a legacy Sentinel row with several observable
+/// columns (say `NetworkIP` and `DomainName`) can have more, and a row whose values are empty or
+/// invalid has none ([`Kind::Unusable`]) yet is kept for the KQL-exact mode.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Indicator {
+    /// Normalized lookup keys; empty when the row has no usable value.
+    pub keys: Vec<Key>,
+    /// The value as given, before normalization.
+    pub raw_value: String,
+    /// KQL's `NetworkIP` column, verbatim (`""` when the row has none, as Kusto strings are
+    /// never null). For non-Sentinel sources: the raw value of an IP indicator, else `""`.
+    pub kql_network_ip: String,
+    /// KQL's `DomainName` column, verbatim (same convention).
+    pub kql_domain_name: String,
+    /// `IndicatorId` / STIX `id`.
+    pub id: String,
+    /// STIX `name`.
+    pub name: String,
+    /// `Description`.
+    pub description: String,
+    /// `ThreatType`, or STIX `indicator_types`/`labels` joined by `,`.
+    pub threat_type: String,
+    /// `Tags` (comma-joined).
+    pub tags: String,
+    /// `SourceSystem`, STIX `created_by_ref`'s identity, or the feed file name.
+    pub source: String,
+    /// `TrafficLightProtocolLevel`.
+    pub tlp: String,
+    /// STIX `created_by_ref`.
+    pub created_by_ref: String,
+    /// `ConfidenceScore` / STIX `confidence` (0-100; a real in Sentinel).
+    pub confidence: Option<f64>,
+    /// STIX `valid_from` (no Sentinel column: `null`).
+    pub valid_from: Option<Timestamp>,
+    /// `ExpirationDateTime` / STIX `valid_until`; `None` is KQL's null.
+    pub expiration: Option<Timestamp>,
+    /// STIX `modified` / Sentinel `TimeGenerated`: which version of an indicator is newest.
+    pub modified: Option<Timestamp>,
+    /// Sentinel `Active` / `IsActive` (`None` when the column is absent).
+    pub active: Option<bool>,
+    /// Where the record came from.
+    pub origin: Origin,
+}
+
+impl Indicator {
+    /// The record's kind: the kind of its first key, or [`Kind::Unusable`].
+    pub fn kind(&self) -> Kind {
+        self.keys.first().map_or(Kind::Unusable, Key::kind)
+    }
+
+    /// A record for one key with the KQL columns derived as Sentinel's importer fills them: the
+    /// raw value goes to `NetworkIP` for IP kinds and to `DomainName` for domains.
+    pub fn for_key(key: Key, raw_value: &str, origin: Origin) -> Indicator {
+        let mut ind = Indicator {
+            raw_value: raw_value.to_string(),
+            origin,
+            ..Indicator::default()
+        };
+        match key.kind() {
+            Kind::Ipv4 | Kind::Ipv6 | Kind::Cidr4 | Kind::Cidr6 => {
+                ind.kql_network_ip = raw_value.to_string()
+            }
+            Kind::Domain => ind.kql_domain_name = raw_value.to_string(),
+            _ => {}
+        }
+        ind.keys.push(key);
+        ind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> String {
+        parse_ip_net(s).map_or_else(|e| format!("ERR {e}"), |n| Key::Ip(n).value_string())
+    }
+
+    #[test]
+    fn ip_normalization() {
+        assert_eq!(ip("1.2.3.4"), "1.2.3.4");
+        assert_eq!(ip(" 1.2.3.4 "), "1.2.3.4");
+        assert_eq!(ip("10.1.2.3/8"), "10.0.0.0/8");
+        assert_eq!(ip("::ffff:1.2.3.4"), "1.2.3.4");
+        assert_eq!(ip("2001:DB8::1"), "2001:db8::1");
+        assert_eq!(ip("2001:0db8:0:0::1"), "2001:db8::1");
+        assert_eq!(ip("2001:db8::1/32"), "2001:db8::/32");
+        assert_eq!(ip("[2001:db8::1]"), "2001:db8::1");
+        assert_eq!(ip("1.2.3.4/32"), "1.2.3.4");
+        for bad in [
+            "1.2.3",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "01.2.3.4",
+            "fe80::1%eth0",
+            "1.2.3.4/a",
+            "",
+            "evil.com",
+        ] {
+            assert!(parse_ip_net(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Key::Ip(parse_ip_net("10.0.0.0/8").unwrap()).kind(),
+            Kind::Cidr4
+        );
+        assert_eq!(Key::Ip(parse_ip_net("::1").unwrap()).kind(), Kind::Ipv6);
+    }
+
+    #[test]
+    fn domain_normalization() {
+        assert_eq!(normalize_domain("Evil.COM.").unwrap(), "evil.com");
+        assert_eq!(
+            normalize_domain("xn--bcher-kva.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize_domain("Bücher.Example").unwrap(),
+            "bücher.example"
+        );
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "has space.com",
+            "1.2.3.4",
+            "a/b.com",
+            &"a".repeat(64),
+        ] {
+            assert!(normalize_domain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_hash_email_cve() {
+        assert_eq!(
+            normalize_url("HTTP://Evil.COM./Path?Q=A").unwrap(),
+            "http://evil.com/Path?Q=A"
+        );
+        assert_eq!(
+            normalize_url("https://User@Host.EXAMPLE:8443").unwrap(),
+            "https://User@host.example:8443"
+        );
+        assert!(normalize_url("evil.com/path").is_err());
+        assert!(normalize_url("http:///path").is_err());
+        let md5 = "D41D8CD98F00B204E9800998ECF8427E";
+        assert_eq!(
+            normalize_hash(md5).unwrap(),
+            (Kind::Md5, md5.to_ascii_lowercase())
+        );
+        assert!(normalize_hash("abc").is_err());
+        assert!(normalize_hash(&"g".repeat(32)).is_err());
+        assert_eq!(
+            normalize_email("Bad.Guy@Evil.COM").unwrap(),
+            "bad.guy@evil.com"
+        );
+        assert!(normalize_email("a@b@c").is_err());
+        assert_eq!(normalize_cve("cve-2021-44228").unwrap(), "CVE-2021-44228");
+        assert!(normalize_cve("CVE-21-44228").is_err());
+    }
+
+    #[test]
+    fn inference() {
+        let k = |s: &str| Key::infer(s).map(|k| k.kind());
+        assert_eq!(k("1.2.3.4"), Ok(Kind::Ipv4));
+        assert_eq!(k("10.0.0.0/8"), Ok(Kind::Cidr4));
+        assert_eq!(k("2001:db8::/32"), Ok(Kind::Cidr6));
+        assert_eq!(k("evil.com"), Ok(Kind::Domain));
+        assert_eq!(k("https://evil.com/x"), Ok(Kind::Url));
+        assert_eq!(k("a@evil.com"), Ok(Kind::Email));
+        assert_eq!(k(&"a".repeat(40)), Ok(Kind::Sha1));
+        assert_eq!(k("CVE-2024-3094"), Ok(Kind::Cve));
+        assert_eq!(k("C:\\ProgramData\\x.dll"), Err(KeyError::Unrecognized));
+        assert_eq!(k("   "), Err(KeyError::Empty));
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(Kind::from_type_name("IPv4-Addr"), Some(Kind::Ipv4));
+        assert_eq!(Kind::from_type_name("domain-name"), Some(Kind::Domain));
+        assert_eq!(Kind::from_type_name("SHA-256"), Some(Kind::Sha256));
+        assert_eq!(Kind::from_type_name("FileHash-SHA1"), Some(Kind::Sha1));
+        assert_eq!(Kind::from_type_name("mutex"), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! STIX patterns (placeholder).

@@ -1,0 +1,434 @@
+//! Timestamps at KQL's precision (100 ns ticks) and the date spellings real feeds and exports use.
+//!
+//! Every datetime in iocmatch is a [`Timestamp`]: signed 100-nanosecond ticks since the Unix epoch,
+//! UTC. That is the resolution of Kusto's `datetime`, so comparisons such as
+//! `ExpirationDateTime > now()` give the same answer here as in Sentinel. Parsing never allocates,
+//! which lets the log readers call it in their hot loop.
+
+use std::fmt;
+
+/// 100 ns ticks per second.
+pub const TICKS_PER_SEC: i64 = 10_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// A point in time: 100 ns ticks since 1970-01-01T00:00:00Z.
+///
+/// Covers years 1 to 9999 (KQL's range); [`Timestamp::MAX`] is `9999-12-31T23:59:59.9999999Z`,
+/// which some exports write for "never expires".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// `0001-01-01T00:00:00Z`.
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800 * TICKS_PER_SEC);
+    /// `9999-12-31T23:59:59.9999999Z`, KQL's `datetime(max)`.
+    pub const MAX: Timestamp = Timestamp(253_402_300_800 * TICKS_PER_SEC - 1);
+
+    /// Builds a timestamp from ticks, or `None` outside `MIN..=MAX`.
+    pub fn from_ticks(ticks: i64) -> Option<Timestamp> {
+        (Self::MIN.0..=Self::MAX.0)
+            .contains(&ticks)
+            .then_some(Timestamp(ticks))
+    }
+
+    /// 100 ns ticks since the Unix epoch.
+    pub fn ticks(self) -> i64 {
+        self.0
+    }
+
+    /// Builds a timestamp from whole seconds since the Unix epoch.
+    pub fn from_unix_secs(secs: i64) -> Option<Timestamp> {
+        secs.checked_mul(TICKS_PER_SEC).and_then(Self::from_ticks)
+    }
+
+    /// The current time of the system clock (the CLI's default for `now()`).
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let ticks = i64::try_from(d.as_nanos() / 100).unwrap_or(Self::MAX.0);
+        Timestamp(ticks.min(Self::MAX.0))
+    }
+
+    /// Parses any of the spellings feeds and exports use, returning `None` when `s` is none of them:
+    ///
+    /// * RFC 3339 / ISO 8601: `2026-11-28T16:48:49.1234567Z`, 0 or more fraction digits (kept to
+    ///   100 ns, further digits truncated), `T` or a space, zone `Z`, `+hh:mm`, `+hhmm`, `+hh`
+    ///   or none (UTC); also a bare date `2026-11-28`.
+    /// * US dates: `11/28/2026`, and the Log Analytics portal export form
+    ///   `11/28/2026, 4:48:49.123 PM` (comma optional, seconds and fraction optional, 12-hour clock
+    ///   when `AM`/`PM` follows, 24-hour clock otherwise).
+    ///
+    /// Leading and trailing ASCII whitespace is ignored.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.trim_ascii().as_bytes();
+        if b.len() >= 8 && b[4] == b'-' {
+            parse_iso(b)
+        } else {
+            parse_us(b)
+        }
+    }
+
+    /// Parses Zeek's epoch seconds with an optional fraction (`1732812529.123456`).
+    pub fn parse_epoch(s: &str) -> Option<Timestamp> {
+        let b = s.trim_ascii().as_bytes();
+        let (neg, b) = match b.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, b),
+        };
+        let dot = b.iter().position(|&c| c == b'.').unwrap_or(b.len());
+        let (int, frac) = (&b[..dot], b.get(dot + 1..).unwrap_or(&[]));
+        if int.is_empty() || int.len() > 12 || (dot < b.len() && frac.is_empty()) {
+            return None;
+        }
+        let secs = digits(int)?;
+        let ticks = secs.checked_mul(TICKS_PER_SEC)? + fraction_ticks(frac)?;
+        Self::from_ticks(if neg { -ticks } else { ticks })
+    }
+
+    /// Splits into (year, month, day, hour, minute, second, 100 ns ticks within the second).
+    pub fn to_parts(self) -> (i64, u32, u32, u32, u32, u32, u32) {
+        let secs = self.0.div_euclid(TICKS_PER_SEC);
+        let sub = self.0.rem_euclid(TICKS_PER_SEC) as u32;
+        let days = secs.div_euclid(SECS_PER_DAY);
+        let sod = secs.rem_euclid(SECS_PER_DAY) as u32;
+        let (y, m, d) = civil_from_days(days);
+        (y, m, d, sod / 3600, sod / 60 % 60, sod % 60, sub)
+    }
+}
+
+/// KQL's rendering: `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, trailing fraction zeros trimmed.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, mo, d, h, mi, s, sub) = self.to_parts();
+        write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")?;
+        if sub != 0 {
+            let mut frac = format!("{sub:07}");
+            while frac.ends_with('0') {
+                frac.pop();
+            }
+            write!(f, ".{frac}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// Ticks from fraction digits: the first seven count, the rest must be digits and are truncated.
+fn fraction_ticks(frac: &[u8]) -> Option<i64> {
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v = 0i64;
+    for i in 0..7 {
+        v = v * 10 + frac.get(i).map_or(0, |&c| i64::from(c - b'0'));
+    }
+    Some(v)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Assembles a timestamp from validated calendar fields.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    y: i64,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    sub: i64,
+    offset_secs: i64,
+) -> Option<Timestamp> {
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
+        return None;
+    }
+    // A leap second (":60") is folded into the next second's start, as most parsers do.
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * SECS_PER_DAY
+        + i64::from(h) * 3600
+        + i64::from(mi) * 60
+        + i64::from(s)
+        - offset_secs;
+    Timestamp::from_ticks(secs.checked_mul(TICKS_PER_SEC)?.checked_add(sub)?)
+}
+
+/// A tiny cursor over ASCII bytes.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn num(&mut self, min: usize, max: usize) -> Option<u32> {
+        let start = self.i;
+        while self.i < self.b.len() && self.i - start < max && self.b[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        if self.i - start < min {
+            return None;
+        }
+        u32::try_from(digits(&self.b[start..self.i])?).ok()
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn rest(&self) -> &'a [u8] {
+        &self.b[self.i..]
+    }
+    fn fraction(&mut self) -> Option<i64> {
+        if !self.eat(b'.') && !self.eat(b',') {
+            return Some(0);
+        }
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        if self.i == start {
+            return None;
+        }
+        fraction_ticks(&self.b[start..self.i])
+    }
+}
+
+fn parse_iso(b: &[u8]) -> Option<Timestamp> {
+    let mut c = Cur { b, i: 0 };
+    let y = c.num(4, 4)?;
+    if !c.eat(b'-') {
+        return None;
+    }
+    let mo = c.num(2, 2)?;
+    if !c.eat(b'-') {
+        return None;
+    }
+    let d = c.num(2, 2)?;
+    let (mut h, mut mi, mut s, mut sub) = (0, 0, 0, 0);
+    if c.eat(b'T') || c.eat(b't') || c.eat(b' ') {
+        h = c.num(2, 2)?;
+        if !c.eat(b':') {
+            return None;
+        }
+        mi = c.num(2, 2)?;
+        if c.eat(b':') {
+            s = c.num(2, 2)?;
+            sub = c.fraction()?;
+        }
+    }
+    let offset = match c.peek() {
+        None => 0,
+        Some(b'Z' | b'z') => {
+            c.i += 1;
+            0
+        }
+        Some(sign @ (b'+' | b'-')) => {
+            c.i += 1;
+            let oh = c.num(2, 2)?;
+            c.eat(b':');
+            let om = if c.peek().is_some() { c.num(2, 2)? } else { 0 };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = i64::from(oh * 3600 + om * 60);
+            if sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        Some(_) => return None,
+    };
+    if !c.rest().is_empty() {
+        return None;
+    }
+    assemble(i64::from(y), mo, d, h, mi, s, sub, offset)
+}
+
+fn parse_us(b: &[u8]) -> Option<Timestamp> {
+    let mut c = Cur { b, i: 0 };
+    let mo = c.num(1, 2)?;
+    if !c.eat(b'/') {
+        return None;
+    }
+    let d = c.num(1, 2)?;
+    if !c.eat(b'/') {
+        return None;
+    }
+    let y = c.num(4, 4)?;
+    let (mut h, mut mi, mut s, mut sub) = (0, 0, 0, 0);
+    c.eat(b',');
+    if c.eat(b' ') {
+        while c.eat(b' ') {}
+        h = c.num(1, 2)?;
+        if !c.eat(b':') {
+            return None;
+        }
+        mi = c.num(2, 2)?;
+        if c.eat(b':') {
+            s = c.num(2, 2)?;
+            sub = c.fraction()?;
+        }
+        while c.eat(b' ') {}
+        let rest = c.rest();
+        if !rest.is_empty() {
+            let pm = if rest.eq_ignore_ascii_case(b"PM") {
+                true
+            } else if rest.eq_ignore_ascii_case(b"AM") {
+                false
+            } else {
+                return None;
+            };
+            if h == 0 || h > 12 {
+                return None;
+            }
+            h = (h % 12) + if pm { 12 } else { 0 };
+            c.i = c.b.len();
+        }
+    }
+    if !c.rest().is_empty() {
+        return None;
+    }
+    assemble(i64::from(y), mo, d, h, mi, s, sub, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> String {
+        Timestamp::parse(s).map_or_else(|| "-".to_string(), |t| t.to_string())
+    }
+
+    #[test]
+    fn iso_forms() {
+        assert_eq!(ts("2026-11-28T16:48:49Z"), "2026-11-28T16:48:49Z");
+        assert_eq!(
+            ts("2026-11-28T16:48:49.1234567Z"),
+            "2026-11-28T16:48:49.1234567Z"
+        );
+        assert_eq!(
+            ts("2026-11-28T16:48:49.123456789Z"),
+            "2026-11-28T16:48:49.1234567Z"
+        );
+        assert_eq!(ts("2026-11-28T16:48:49.100Z"), "2026-11-28T16:48:49.1Z");
+        assert_eq!(ts("2026-11-28T16:48:49"), "2026-11-28T16:48:49Z");
+        assert_eq!(ts("2026-11-28 16:48:49"), "2026-11-28T16:48:49Z");
+        assert_eq!(ts("2026-11-28T16:48Z"), "2026-11-28T16:48:00Z");
+        assert_eq!(ts("2026-11-28T16:48:49+02:00"), "2026-11-28T14:48:49Z");
+        assert_eq!(ts("2026-11-28T16:48:49-0130"), "2026-11-28T18:18:49Z");
+        assert_eq!(ts("2026-11-28"), "2026-11-28T00:00:00Z");
+        assert_eq!(ts("1969-12-31T23:59:59.9Z"), "1969-12-31T23:59:59.9Z");
+        assert_eq!(
+            ts("9999-12-31T23:59:59.9999999Z"),
+            "9999-12-31T23:59:59.9999999Z"
+        );
+        assert_eq!(
+            Timestamp::parse("9999-12-31T23:59:59.9999999Z"),
+            Some(Timestamp::MAX)
+        );
+        assert_eq!(ts("0001-01-01T00:00:00Z"), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn us_forms() {
+        assert_eq!(ts("12/7/2022"), "2022-12-07T00:00:00Z");
+        assert_eq!(ts("11/28/2026, 4:48:49.123 PM"), "2026-11-28T16:48:49.123Z");
+        assert_eq!(ts("11/28/2026, 12:00:00.000 AM"), "2026-11-28T00:00:00Z");
+        assert_eq!(ts("11/28/2026, 12:30:00 PM"), "2026-11-28T12:30:00Z");
+        assert_eq!(ts("11/28/2026 16:48:49"), "2026-11-28T16:48:49Z");
+        assert_eq!(
+            ts("12/31/9999, 11:59:59.999 PM"),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            "",
+            "2026",
+            "2026-13-01",
+            "2026-02-29",
+            "2026-11-28T24:00:00Z",
+            "2026-11-28X",
+            "2026-11-28T16:48:49.Z",
+            "13/1/2026",
+            "1/1/2026, 13:00 PM",
+            "now",
+            "2026-11-28T16:48:49+25:00",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(ts("2024-02-29"), "2024-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn epoch() {
+        let t = Timestamp::parse_epoch("1732812529.123456").unwrap();
+        assert_eq!(t.to_string(), "2024-11-28T16:48:49.123456Z");
+        assert_eq!(Timestamp::parse_epoch("0").unwrap().ticks(), 0);
+        assert_eq!(Timestamp::parse_epoch("1."), None);
+        assert_eq!(Timestamp::parse_epoch("abc"), None);
+        assert_eq!(Timestamp::parse_epoch("-"), None);
+    }
+
+    #[test]
+    fn roundtrip_days() {
+        for days in (-719_162..2_932_896).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+}
