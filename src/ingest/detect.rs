@@ -119,8 +119,43 @@ fn detect_json(bytes: &[u8]) -> Result<Format, String> {
     ))
 }
 
-fn detect_text(bytes: &[u8]) -> Format {
-    let header = bytes
+/// Columns only the newer, STIX-based `ThreatIntelIndicators` table has.
+const STIX_TABLE_COLUMNS: &[&str] = &[
+    "pattern",
+    "observablekey",
+    "observablevalue",
+    "isactive",
+    "validuntil",
+    "isdeleted",
+];
+
+/// Whether a Sentinel export (CSV or JSON) is the newer `ThreatIntelIndicators` table rather
+/// than the legacy `ThreatIntelligenceIndicator` one.
+pub(crate) fn is_stix_table(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let first = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let keys: Vec<String> = match bytes.get(first) {
+        Some(b'{' | b'[') => {
+            let mut de = serde_json::Deserializer::from_slice(&bytes[first..]);
+            match de.deserialize_any(ShapeVisitor) {
+                Ok(s) => s.keys,
+                Err(_) => return false,
+            }
+        }
+        _ => header_line(bytes)
+            .split([',', '\t'])
+            .map(str::to_string)
+            .collect(),
+    };
+    keys.iter()
+        .any(|k| STIX_TABLE_COLUMNS.contains(&norm_header(k).as_str()))
+}
+
+fn header_line(bytes: &[u8]) -> String {
+    let line = bytes
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .find(|l| {
@@ -128,7 +163,11 @@ fn detect_text(bytes: &[u8]) -> Format {
             !t.is_empty() && !t.starts_with(b"#")
         })
         .unwrap_or(b"");
-    let header = String::from_utf8_lossy(header);
+    String::from_utf8_lossy(line).into_owned()
+}
+
+fn detect_text(bytes: &[u8]) -> Format {
+    let header = header_line(bytes);
     let cols: Vec<String> = header.split([',', '\t']).map(norm_header).collect();
     if cols.len() < 2 {
         return Format::Plain;
@@ -284,5 +323,8 @@ mod tests {
         );
         assert_eq!(det("# list\n1.2.3.4\nevil.com\n"), Ok(Format::Plain));
         assert_eq!(det("[2001:db8::1]\n"), Ok(Format::Plain));
+        assert!(is_stix_table(b"Id,Pattern,ObservableKey\n"));
+        assert!(!is_stix_table(b"IndicatorId,NetworkIP\n"));
+        assert!(is_stix_table(br#"[{"Id":"x","IsActive":true}]"#));
     }
 }

@@ -13,6 +13,7 @@ pub mod pattern;
 pub mod plain;
 pub mod rest;
 pub mod sentinel;
+pub mod sentinel_stix;
 pub mod stix;
 
 use crate::indicator::{Indicator, KeyError, Kind, Origin};
@@ -30,7 +31,9 @@ pub const MAX_PROBLEMS: usize = 1000;
 pub enum Format {
     /// STIX 2.1 bundle, TAXII 2.1 envelope, a JSON array or NDJSON of STIX objects.
     Stix,
-    /// A `ThreatIntelligenceIndicator` or `ThreatIntelIndicators` export as CSV.
+    /// A `ThreatIntelligenceIndicator` or `ThreatIntelIndicators` export as CSV (the table is
+    /// told by its columns: `Pattern`/`ObservableKey`/`ObservableValue`/`IsActive`/`ValidUntil`
+    /// mean the newer, STIX-based table).
     SentinelCsv,
     /// The same as a JSON array or NDJSON.
     SentinelJson,
@@ -370,7 +373,13 @@ pub fn ingest(
     };
     match format {
         Format::Stix => stix::parse(bytes, out).map_err(invalid)?,
+        Format::SentinelCsv if detect::is_stix_table(bytes) => {
+            sentinel_stix::parse_csv(bytes, out).map_err(invalid)?
+        }
         Format::SentinelCsv => sentinel::parse_csv(bytes, out).map_err(invalid)?,
+        Format::SentinelJson if detect::is_stix_table(bytes) => {
+            sentinel_stix::parse_json(bytes, out).map_err(invalid)?
+        }
         Format::SentinelJson => sentinel::parse_json(bytes, out).map_err(invalid)?,
         Format::GenericCsv => generic_csv::parse(bytes, opts, out).map_err(invalid)?,
         Format::Rest => rest::parse(bytes, out).map_err(invalid)?,
