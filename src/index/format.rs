@@ -1,0 +1,274 @@
+//! The index file's layout: header, section table, and the checked readers every other reader
+//! module goes through. FORMAT.md describes the same layout byte by byte; a change to either
+//! bumps [`VERSION`].
+//!
+//! All integers are little-endian. Sections are 8-byte aligned. [`Layout::parse`] validates,
+//! in time independent of the indicator count, everything the lookup paths later rely on:
+//! magic, version, lengths, that each section lies inside the file, and that element counts of
+//! sections that go together agree. Values *inside* sections (record ids, offsets) are checked
+//! when they are read.
+
+use crate::error::{Error, Result};
+
+/// The first 8 bytes of every index.
+pub const MAGIC: [u8; 8] = *b"IOCMATCH";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Size of the fixed part of the header.
+pub const FIXED_HEADER: usize = 64;
+/// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
+pub const CHECKSUM_AT: usize = 40;
+/// Size of one fixed indicator record.
+pub const RECORD_SIZE: usize = 24;
+/// Size of one IP prefix node.
+pub const NODE_SIZE: usize = 8;
+
+/// Sections, in table order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Section {
+    /// Fixed records, [`RECORD_SIZE`] bytes each.
+    Records,
+    /// Per-record string blocks (varint references into `Strings`).
+    Blocks,
+    /// Interned strings, each `varint len` + UTF-8 bytes; offset 0 is the empty string.
+    Strings,
+    /// IPv4 interval starts, `u32` each, ascending, the first 0.
+    V4Starts,
+    /// IPv4 interval values, `u32` each (see `iptrie`).
+    V4Values,
+    /// IPv4 first-level table: `2^l1_bits + 1` `u32` interval indices.
+    V4L1,
+    /// IPv4 occupancy bitmap over `2^bitmap_bits` address blocks.
+    V4Bitmap,
+    /// IPv6 interval starts, 16 bytes (big-endian u128) each.
+    V6Starts,
+    /// IPv6 interval values.
+    V6Values,
+    /// IPv6 first-level table.
+    V6L1,
+    /// Prefix nodes: `parent u32`, `postings u32`.
+    Nodes,
+    /// Posting lists: `count u32` then `count` record ids.
+    Postings,
+    /// String-key hash slots, `u64` each: `hash >> 32 << 32 | (entry offset + 1)`, 0 = empty.
+    StrSlots,
+    /// String-key entries: `tag u8`, `varint len`, key bytes, `varint n`, `n` × `u32` ids.
+    StrEntries,
+}
+
+/// Number of sections.
+pub const SECTIONS: usize = 14;
+
+impl Section {
+    /// All sections in table order.
+    pub const ALL: [Section; SECTIONS] = [
+        Section::Records,
+        Section::Blocks,
+        Section::Strings,
+        Section::V4Starts,
+        Section::V4Values,
+        Section::V4L1,
+        Section::V4Bitmap,
+        Section::V6Starts,
+        Section::V6Values,
+        Section::V6L1,
+        Section::Nodes,
+        Section::Postings,
+        Section::StrSlots,
+        Section::StrEntries,
+    ];
+}
+
+/// Total header size: fixed part plus the section table.
+pub const HEADER_LEN: usize = FIXED_HEADER + 16 * SECTIONS;
+
+/// The parsed header. Offsets are validated against the file length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Build time (100 ns ticks since the epoch).
+    pub build_time: i64,
+    /// Number of records.
+    pub records: u32,
+    /// Stored checksum.
+    pub checksum: u32,
+    /// log2 of the IPv4 bitmap's block count (0 = no bitmap).
+    pub v4_bitmap_bits: u8,
+    /// log2 of the IPv4 first-level table size.
+    pub v4_l1_bits: u8,
+    /// log2 of the IPv6 first-level table size.
+    pub v6_l1_bits: u8,
+    /// `(offset, len)` of each section.
+    pub sections: [(usize, usize); SECTIONS],
+}
+
+pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+}
+
+pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// Reads a LEB128 varint (at most 10 bytes, fitting in u64); returns the value and the offset
+/// after it.
+pub(crate) fn varint_at(b: &[u8], mut off: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(off)?;
+        off += 1;
+        v |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some((v, off));
+        }
+    }
+    None
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+impl Layout {
+    /// Parses and validates the header of `b`.
+    ///
+    /// # Errors
+    /// [`Error::NotAnIndex`], [`Error::Version`] or [`Error::Corrupt`] with the offset of the
+    /// offending header field.
+    pub fn parse(b: &[u8]) -> Result<Layout> {
+        if b.len() < 8 || b[..8] != MAGIC {
+            return Err(Error::NotAnIndex);
+        }
+        let short = |off: usize| Error::corrupt(off, format!("file truncated ({} bytes, header needs {HEADER_LEN})", b.len()));
+        let version = u32_at(b, 8).ok_or_else(|| short(8))?;
+        if version != VERSION {
+            return Err(Error::Version {
+                expected: VERSION,
+                found: version,
+            });
+        }
+        if b.len() < HEADER_LEN {
+            return Err(short(b.len()));
+        }
+        let header_len = u32_at(b, 12).ok_or_else(|| short(12))?;
+        if header_len as usize != HEADER_LEN {
+            return Err(Error::corrupt(12, format!("header length {header_len}, expected {HEADER_LEN}")));
+        }
+        let file_len = u64_at(b, 16).ok_or_else(|| short(16))?;
+        if file_len != b.len() as u64 {
+            return Err(Error::corrupt(
+                16,
+                format!("header records a file of {file_len} bytes but it has {} (truncated or extended)", b.len()),
+            ));
+        }
+        let build_time = u64_at(b, 24).ok_or_else(|| short(24))? as i64;
+        let records = u32_at(b, 32).ok_or_else(|| short(32))?;
+        let checksum = u32_at(b, CHECKSUM_AT).ok_or_else(|| short(CHECKSUM_AT))?;
+        let nsect = u32_at(b, 44).ok_or_else(|| short(44))?;
+        if nsect as usize != SECTIONS {
+            return Err(Error::corrupt(44, format!("{nsect} sections, expected {SECTIONS}")));
+        }
+        let (v4_bitmap_bits, v4_l1_bits, v6_l1_bits) = (b[48], b[49], b[50]);
+        if v4_bitmap_bits > 24 || v4_l1_bits > 24 || v6_l1_bits > 24 {
+            return Err(Error::corrupt(48, "table size out of range"));
+        }
+        let mut sections = [(0usize, 0usize); SECTIONS];
+        for (i, s) in sections.iter_mut().enumerate() {
+            let at = FIXED_HEADER + 16 * i;
+            let off = u64_at(b, at).ok_or_else(|| short(at))?;
+            let len = u64_at(b, at + 8).ok_or_else(|| short(at + 8))?;
+            let end = off.checked_add(len);
+            if off < HEADER_LEN as u64 || off % 8 != 0 || end.is_none_or(|e| e > file_len) {
+                return Err(Error::corrupt(
+                    at,
+                    format!("section {:?} at {off}+{len} lies outside the file", Section::ALL[i]),
+                ));
+            }
+            // Both fit in usize: they are bounded by the slice length.
+            *s = (off as usize, len as usize);
+        }
+        let l = Layout {
+            build_time,
+            records,
+            checksum,
+            v4_bitmap_bits,
+            v4_l1_bits,
+            v6_l1_bits,
+            sections,
+        };
+        l.check_shapes()?;
+        Ok(l)
+    }
+
+    fn len(&self, s: Section) -> usize {
+        self.sections[s as usize].1
+    }
+
+    fn check_shapes(&self) -> Result<()> {
+        let table = |s: Section| FIXED_HEADER + 16 * (s as usize) + 8;
+        let want = |s: Section, ok: bool, what: &str| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::corrupt(table(s), format!("section {s:?}: {what}")))
+            }
+        };
+        use Section::*;
+        want(
+            Records,
+            self.len(Records) == self.records as usize * RECORD_SIZE,
+            "length disagrees with the record count",
+        )?;
+        want(Strings, self.len(Strings) >= 1, "missing the empty string")?;
+        want(V4Starts, self.len(V4Starts) % 4 == 0 && self.len(V4Starts) >= 4, "bad length")?;
+        want(V4Values, self.len(V4Values) == self.len(V4Starts), "length disagrees with V4Starts")?;
+        want(V4L1, self.len(V4L1) == ((1usize << self.v4_l1_bits) + 1) * 4, "bad length")?;
+        let bitmap = if self.v4_bitmap_bits == 0 { 0 } else { ((1usize << self.v4_bitmap_bits) / 8).max(1) };
+        want(V4Bitmap, self.len(V4Bitmap) == bitmap, "bad length")?;
+        want(V6Starts, self.len(V6Starts) % 16 == 0 && self.len(V6Starts) >= 16, "bad length")?;
+        want(V6Values, self.len(V6Values) * 4 == self.len(V6Starts), "length disagrees with V6Starts")?;
+        want(V6L1, self.len(V6L1) == ((1usize << self.v6_l1_bits) + 1) * 4, "bad length")?;
+        want(Nodes, self.len(Nodes) % NODE_SIZE == 0, "bad length")?;
+        want(Postings, self.len(Postings) % 4 == 0, "bad length")?;
+        want(StrSlots, self.len(StrSlots) % 8 == 0 && self.len(StrSlots) >= 8, "bad length")?;
+        Ok(())
+    }
+
+    /// The byte range of a section.
+    pub fn range(&self, s: Section) -> std::ops::Range<usize> {
+        let (o, l) = self.sections[s as usize];
+        o..o + l
+    }
+}
+
+/// CRC-32 of the whole file with the checksum field taken as zero.
+pub fn checksum(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    let at = CHECKSUM_AT.min(b.len());
+    h.update(&b[..at]);
+    if b.len() >= CHECKSUM_AT + 4 {
+        h.update(&[0; 4]);
+        h.update(&b[CHECKSUM_AT + 4..]);
+    }
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(varint_at(&b, 0), Some((v, b.len())));
+            assert_eq!(varint_at(&b[..b.len() - 1], 0), None);
+        }
+        assert_eq!(varint_at(&[0xff; 11], 0), None);
+    }
+}

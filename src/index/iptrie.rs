@@ -1,0 +1,393 @@
+//! The IP prefix structure: every address and CIDR, v4 and v6, flattened into sorted disjoint
+//! intervals, so that a lookup is one search and returns *every* indicator containing the
+//! address — overlapping prefixes and duplicates included, as KQL's inner join yields a row per
+//! pair.
+//!
+//! CIDR prefixes form a laminar family (two prefixes are nested or disjoint), so they are the
+//! nodes of a tree. Each interval of the address line names the innermost prefix covering it;
+//! the node's `parent` chain yields the enclosing ones. Intervals are found through a
+//! first-level table indexed by the top address bits (bucket `b` holds the index of the
+//! interval containing the bucket's first address, so the answer lies between two adjacent
+//! table entries) and, for IPv4, an occupancy bitmap that answers most misses with one bit.
+//!
+//! Interval values: [`EMPTY`] (no prefix), `TAG | record` (one record, no enclosing prefix:
+//! the common case of a lone address), or a node index. Node postings: `TAG | record` or an
+//! offset into the postings array (`count`, then record ids). Parents precede children, which
+//! bounds every chain walk even in a corrupt file.
+
+use super::format::u32_at;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Interval value: no prefix covers the interval.
+pub const EMPTY: u32 = u32::MAX;
+/// Tag bit: the low 31 bits are a record id.
+pub const TAG: u32 = 0x8000_0000;
+/// No parent.
+pub const NONE: u32 = u32::MAX;
+
+/// The serialized sections of one address family.
+pub struct Family {
+    /// Interval starts (u32 LE for v4, u128 BE for v6).
+    pub starts: Vec<u8>,
+    /// Interval values.
+    pub values: Vec<u8>,
+    /// First-level table.
+    pub l1: Vec<u8>,
+    /// log2 of the first-level table size.
+    pub l1_bits: u8,
+    /// Occupancy bitmap (v4 only; empty otherwise).
+    pub bitmap: Vec<u8>,
+    /// log2 of the bitmap's block count (0 = none).
+    pub bitmap_bits: u8,
+}
+
+/// Builds both families; node and posting arrays are shared.
+#[derive(Default)]
+pub struct IpBuilder {
+    v4: BTreeMap<(u128, u8), Vec<u32>>,
+    v6: BTreeMap<(u128, u8), Vec<u32>>,
+}
+
+/// The output of [`IpBuilder::finish`].
+pub struct IpSections {
+    /// IPv4.
+    pub v4: Family,
+    /// IPv6.
+    pub v6: Family,
+    /// Shared nodes.
+    pub nodes: Vec<u8>,
+    /// Shared postings.
+    pub postings: Vec<u8>,
+}
+
+fn log2_ceil(n: usize) -> u32 {
+    usize::BITS - n.saturating_sub(1).leading_zeros()
+}
+
+impl IpBuilder {
+    /// Adds a record under a prefix (host bits must be clear).
+    pub fn add(&mut self, net: ipnet::IpNet, rec: u32) {
+        match net {
+            ipnet::IpNet::V4(n) => self
+                .v4
+                .entry((u128::from(u32::from(n.network())), n.prefix_len()))
+                .or_default()
+                .push(rec),
+            ipnet::IpNet::V6(n) => self
+                .v6
+                .entry((u128::from(n.network()), n.prefix_len()))
+                .or_default()
+                .push(rec),
+        }
+    }
+
+    /// Serializes.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when node or posting counts exceed 2^31.
+    pub fn finish(self) -> Result<IpSections> {
+        let mut nodes = Vec::new();
+        let mut postings = Vec::new();
+        let v4 = build_family(self.v4, 32, &mut nodes, &mut postings)?;
+        let v6 = build_family(self.v6, 128, &mut nodes, &mut postings)?;
+        let mut v4 = encode(v4, 32);
+        // ~16 blocks per interval keeps the bitmap sparse enough to reject most misses.
+        let n = v4.starts.len() / 4;
+        let bits = if n <= 1 { 0 } else { (log2_ceil(n) + 4).clamp(3, 24) as u8 };
+        v4.bitmap_bits = bits;
+        if bits > 0 {
+            let mut bm = vec![0u8; (1usize << bits) / 8];
+            let shift = 32 - u32::from(bits);
+            let starts: Vec<u32> = v4.starts.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let vals: Vec<u32> = v4.values.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            for (i, (&s, &v)) in starts.iter().zip(&vals).enumerate() {
+                if v == EMPTY {
+                    continue;
+                }
+                let end = starts.get(i + 1).map_or(u32::MAX, |&e| e - 1);
+                for blk in (s >> shift)..=(end >> shift) {
+                    bm[(blk / 8) as usize] |= 1 << (blk % 8);
+                }
+            }
+            v4.bitmap = bm;
+        }
+        let v6 = encode(v6, 128);
+        Ok(IpSections {
+            v4,
+            v6,
+            nodes,
+            postings,
+        })
+    }
+}
+
+/// Flattens one family into `(start, value)` intervals, appending its nodes and postings.
+fn build_family(
+    prefixes: BTreeMap<(u128, u8), Vec<u32>>,
+    width: u32,
+    nodes: &mut Vec<u8>,
+    postings: &mut Vec<u8>,
+) -> Result<Vec<(u128, u32)>> {
+    let host_mask = |len: u8| -> u128 {
+        let host = width - u32::from(len);
+        if host == 0 {
+            0
+        } else if host >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host) - 1
+        }
+    };
+    let list: Vec<((u128, u8), Vec<u32>)> = prefixes.into_iter().collect();
+    // Parents: the innermost earlier prefix still open. BTreeMap order is (start, len), so an
+    // enclosing prefix always comes before the prefixes it contains.
+    let mut parent = vec![usize::MAX; list.len()];
+    let mut has_child = vec![false; list.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for (i, ((start, len), _)) in list.iter().enumerate() {
+        while let Some(&top) = stack.last() {
+            let (ts, tl) = list[top].0;
+            if ts | host_mask(tl) < *start {
+                stack.pop();
+            } else {
+                break;
+            }
+        }
+        let _ = len;
+        if let Some(&top) = stack.last() {
+            parent[i] = top;
+            has_child[top] = true;
+        }
+        stack.push(i);
+    }
+    // Materialize nodes, except lone single-record prefixes, which go straight into intervals.
+    let too_large = || Error::TooLarge("more than 2^31 IP prefixes or postings".into());
+    let mut value = vec![EMPTY; list.len()];
+    let mut node_count = nodes.len() / 8;
+    for (i, (_, ids)) in list.iter().enumerate() {
+        if parent[i] == usize::MAX && !has_child[i] && ids.len() == 1 {
+            value[i] = TAG | ids[0];
+            continue;
+        }
+        let idx = u32::try_from(node_count).ok().filter(|&n| n < TAG).ok_or_else(too_large)?;
+        node_count += 1;
+        value[i] = idx;
+        let p = if parent[i] == usize::MAX { NONE } else { value[parent[i]] };
+        let post = if ids.len() == 1 {
+            TAG | ids[0]
+        } else {
+            let off = u32::try_from(postings.len() / 4).ok().filter(|&n| n < TAG).ok_or_else(too_large)?;
+            postings.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for id in ids {
+                postings.extend_from_slice(&id.to_le_bytes());
+            }
+            off
+        };
+        nodes.extend_from_slice(&p.to_le_bytes());
+        nodes.extend_from_slice(&post.to_le_bytes());
+    }
+    // Sweep: boundaries where the innermost covering prefix changes.
+    let mut out: Vec<(u128, u32)> = vec![(0, EMPTY)];
+    let emit = |out: &mut Vec<(u128, u32)>, pos: u128, v: u32| {
+        let last = out.len() - 1;
+        if out[last].0 == pos {
+            out[last].1 = v;
+        } else if out[last].1 != v {
+            out.push((pos, v));
+        }
+    };
+    let mut open: Vec<(u128, u32)> = Vec::new(); // (inclusive end, value)
+    let close_until = |out: &mut Vec<(u128, u32)>, open: &mut Vec<(u128, u32)>, limit: Option<u128>| {
+        while let Some(&(end, _)) = open.last() {
+            if limit.is_some_and(|l| end >= l) {
+                break;
+            }
+            open.pop();
+            if let Some(next) = end.checked_add(1).filter(|&n| width == 128 || n < 1u128 << width) {
+                let v = open.last().map_or(EMPTY, |&(_, v)| v);
+                emit(out, next, v);
+            }
+        }
+    };
+    for (i, ((start, len), _)) in list.iter().enumerate() {
+        close_until(&mut out, &mut open, Some(*start));
+        open.push((start | host_mask(*len), value[i]));
+        emit(&mut out, *start, value[i]);
+    }
+    close_until(&mut out, &mut open, None);
+    Ok(out)
+}
+
+fn encode(intervals: Vec<(u128, u32)>, width: u32) -> Family {
+    let n = intervals.len();
+    let mut starts = Vec::with_capacity(n * if width == 32 { 4 } else { 16 });
+    let mut values = Vec::with_capacity(n * 4);
+    for &(s, v) in &intervals {
+        if width == 32 {
+            starts.extend_from_slice(&(s as u32).to_le_bytes());
+        } else {
+            starts.extend_from_slice(&s.to_be_bytes());
+        }
+        values.extend_from_slice(&v.to_le_bytes());
+    }
+    // About 8 intervals per first-level bucket.
+    let max_bits = if width == 32 { 20 } else { 16 };
+    let l1_bits = log2_ceil(n).saturating_sub(3).min(max_bits) as u8;
+    let buckets = 1usize << l1_bits;
+    let mut l1 = Vec::with_capacity((buckets + 1) * 4);
+    let mut j = 0usize;
+    for b in 0..buckets {
+        let first = if l1_bits == 0 { 0 } else { (b as u128) << (width - u32::from(l1_bits)) };
+        while j + 1 < n && intervals[j + 1].0 <= first {
+            j += 1;
+        }
+        l1.extend_from_slice(&(j as u32).to_le_bytes());
+    }
+    l1.extend_from_slice(&((n - 1) as u32).to_le_bytes());
+    Family {
+        starts,
+        values,
+        l1,
+        l1_bits,
+        bitmap: Vec::new(),
+        bitmap_bits: 0,
+    }
+}
+
+/// A view of one family's sections (validated shapes: see `Layout::parse`).
+#[derive(Clone, Copy)]
+pub struct FamilyView<'a> {
+    /// Interval starts.
+    pub starts: &'a [u8],
+    /// Interval values.
+    pub values: &'a [u8],
+    /// First-level table.
+    pub l1: &'a [u8],
+    /// log2 of its size.
+    pub l1_bits: u8,
+    /// Bitmap (v4).
+    pub bitmap: &'a [u8],
+    /// log2 of the bitmap's block count.
+    pub bitmap_bits: u8,
+    /// File offset of `values`, for errors.
+    pub values_at: usize,
+}
+
+impl FamilyView<'_> {
+    fn value_at(&self, i: usize) -> Result<u32> {
+        u32_at(self.values, i * 4).ok_or_else(|| Error::corrupt(self.values_at, "interval index out of range"))
+    }
+
+    fn bucket_range(&self, bucket: usize, n: usize) -> Result<(usize, usize)> {
+        let lo = u32_at(self.l1, bucket * 4).map(|v| v as usize);
+        let hi = u32_at(self.l1, bucket * 4 + 4).map(|v| v as usize);
+        match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi && hi < n => Ok((lo, hi)),
+            _ => Err(Error::corrupt(self.values_at, "first-level table entry out of range")),
+        }
+    }
+
+    /// The interval value covering an IPv4 address.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent table.
+    #[inline]
+    pub fn find_v4(&self, addr: u32) -> Result<u32> {
+        if self.bitmap_bits > 0 {
+            let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
+            // The bitmap length matches `bitmap_bits` (checked at open).
+            if self.bitmap.get(blk / 8).is_none_or(|b| b & (1 << (blk % 8)) == 0) {
+                return Ok(EMPTY);
+            }
+        }
+        let n = self.starts.len() / 4;
+        let bucket = if self.l1_bits == 0 { 0 } else { (addr >> (32 - u32::from(self.l1_bits))) as usize };
+        let (mut lo, hi) = self.bucket_range(bucket, n)?;
+        // Largest i in [lo, hi] with starts[i] <= addr (starts[lo] <= addr by construction;
+        // a corrupt file at worst yields a wrong but in-range answer).
+        let mut len = hi - lo + 1;
+        while len > 1 {
+            let half = len / 2;
+            let mid = lo + half;
+            if u32_at(self.starts, mid * 4).unwrap_or(u32::MAX) <= addr {
+                lo = mid;
+            }
+            len -= half;
+        }
+        self.value_at(lo)
+    }
+
+    /// The interval value covering an IPv6 address.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent table.
+    pub fn find_v6(&self, addr: u128) -> Result<u32> {
+        let n = self.starts.len() / 16;
+        let bucket = if self.l1_bits == 0 { 0 } else { (addr >> (128 - u32::from(self.l1_bits))) as usize };
+        let (mut lo, hi) = self.bucket_range(bucket, n)?;
+        let start = |i: usize| -> u128 {
+            self.starts
+                .get(i * 16..i * 16 + 16)
+                .and_then(|s| <[u8; 16]>::try_from(s).ok())
+                .map_or(u128::MAX, u128::from_be_bytes)
+        };
+        let mut len = hi - lo + 1;
+        while len > 1 {
+            let half = len / 2;
+            let mid = lo + half;
+            if start(mid) <= addr {
+                lo = mid;
+            }
+            len -= half;
+        }
+        self.value_at(lo)
+    }
+}
+
+/// Walks an interval value's records: the innermost prefix's first, then each enclosing one's.
+///
+/// # Errors
+/// [`Error::Corrupt`] when a node or posting lies outside its section or a parent does not
+/// precede its child.
+pub fn visit(
+    value: u32,
+    nodes: &[u8],
+    postings: &[u8],
+    nodes_at: usize,
+    f: &mut impl FnMut(u32) -> Result<()>,
+) -> Result<()> {
+    if value == EMPTY {
+        return Ok(());
+    }
+    if value & TAG != 0 {
+        return f(value & !TAG);
+    }
+    let mut node = value;
+    loop {
+        let at = node as usize * 8;
+        let bad = || Error::corrupt(nodes_at + at, "IP prefix node out of range");
+        let parent = u32_at(nodes, at).ok_or_else(bad)?;
+        let post = u32_at(nodes, at + 4).ok_or_else(bad)?;
+        if post & TAG != 0 {
+            f(post & !TAG)?;
+        } else {
+            let p = post as usize * 4;
+            let count = u32_at(postings, p).ok_or_else(bad)? as usize;
+            let ids = count
+                .checked_mul(4)
+                .and_then(|l| postings.get(p + 4..(p + 4).checked_add(l)?))
+                .ok_or_else(bad)?;
+            for c in ids.chunks_exact(4) {
+                f(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))?;
+            }
+        }
+        if parent == NONE {
+            return Ok(());
+        }
+        if parent >= node {
+            return Err(bad());
+        }
+        node = parent;
+    }
+}

@@ -1,0 +1,562 @@
+//! The compiled index: one file, memory-mapped, opened in constant time.
+//!
+//! [`build`] turns [`Indicator`](crate::indicator::Indicator) records into bytes (see FORMAT.md
+//! for the layout); [`Index`] reads them from any `AsRef<[u8]>` — a `Vec<u8>` in tests, a
+//! read-only memory map in production ([`Index::open`]). Opening checks the header and the
+//! section table only; every later read is bounds-checked, so a corrupt or hostile file yields
+//! [`Error::Corrupt`], never a panic. [`Index::verify`] checks the whole-file checksum and
+//! walks every structure.
+
+mod build;
+pub mod format;
+mod iptrie;
+mod records;
+mod strtable;
+
+pub use build::{build, write_atomic};
+pub use records::{Field, Fixed, FIELDS};
+pub use strtable::Ids;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Error, Result};
+use crate::indicator::{canonical_v6, normalize_domain, parse_ip_addr, Kind, Origin};
+use crate::time::Timestamp;
+use format::{Layout, Section, RECORD_SIZE};
+use iptrie::FamilyView;
+use memmap2::Mmap;
+use std::net::IpAddr;
+use std::path::Path;
+use strtable::{StrTable, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
+
+/// A compiled indicator index over bytes `S`.
+///
+/// `Index` is `Send + Sync` when `S` is: rayon workers share one `&Index`.
+pub struct Index<S = Mmap> {
+    data: S,
+    layout: Layout,
+}
+
+impl Index<Mmap> {
+    /// Maps an index file read-only and validates its header.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be opened or mapped; the header errors of
+    /// [`Index::from_bytes`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Index<Mmap>> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and private to this process. The hazard of a mapped
+        // file is that another process truncates or rewrites it while mapped. iocmatch itself
+        // never modifies an index in place: `compile`, `sync` and `write_atomic` write a new
+        // file and rename it over the old one, which leaves existing maps of the old inode
+        // intact. Every read from the map is bounds-checked against the length taken here, so
+        // even a concurrent in-place rewrite by a foreign program yields wrong bytes (reported
+        // as corruption), never reads outside the mapping. Truncation by a foreign program
+        // could raise SIGBUS, as with every mmap-based reader; this is documented in the README.
+        #[allow(unsafe_code)]
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Index::from_bytes(map)
+    }
+}
+
+impl<S: AsRef<[u8]>> Index<S> {
+    /// Wraps index bytes, validating the header and section table (constant time).
+    ///
+    /// # Errors
+    /// [`Error::NotAnIndex`], [`Error::Version`] or [`Error::Corrupt`].
+    pub fn from_bytes(data: S) -> Result<Index<S>> {
+        let layout = Layout::parse(data.as_ref())?;
+        Ok(Index { data, layout })
+    }
+
+    fn sect(&self, s: Section) -> &[u8] {
+        // In range: checked by `Layout::parse`.
+        self.data.as_ref().get(self.layout.range(s)).unwrap_or(&[])
+    }
+
+    fn at(&self, s: Section) -> usize {
+        self.layout.range(s).start
+    }
+
+    /// The underlying bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+
+    /// Number of indicator records.
+    pub fn len(&self) -> usize {
+        self.layout.records as usize
+    }
+
+    /// Whether the index holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.layout.records == 0
+    }
+
+    /// When the index was built.
+    pub fn build_time(&self) -> Option<Timestamp> {
+        Timestamp::from_ticks(self.layout.build_time)
+    }
+
+    /// The parsed header.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Record `id` with all its fields.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `id` is out of range or the record is malformed.
+    pub fn record(&self, id: u32) -> Result<Record<'_>> {
+        if id >= self.layout.records {
+            return Err(Error::corrupt(
+                self.at(Section::Records),
+                format!("record id {id} out of range ({} records)", self.layout.records),
+            ));
+        }
+        let fixed = records::fixed(self.sect(Section::Records), id, self.at(Section::Records))?;
+        let strings = records::strings(
+            self.sect(Section::Blocks),
+            self.sect(Section::Strings),
+            fixed.block,
+            self.at(Section::Blocks),
+        )?;
+        Ok(Record { id, fixed, strings })
+    }
+
+    /// The fixed fields of record `id`: no strings are touched.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `id` is out of range or the record is malformed.
+    pub fn fixed(&self, id: u32) -> Result<Fixed> {
+        if id >= self.layout.records {
+            return Err(Error::corrupt(self.at(Section::Records), format!("record id {id} out of range")));
+        }
+        records::fixed(self.sect(Section::Records), id, self.at(Section::Records))
+    }
+
+    /// The expiration of record `id` (`Ok(None)` = null): the expiry filter's 8-byte read.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `id` is out of range.
+    #[inline]
+    pub fn expiration(&self, id: u32) -> Result<Option<Timestamp>> {
+        records::expiration(self.sect(Section::Records), id)
+            .ok_or_else(|| Error::corrupt(self.at(Section::Records) + id as usize * RECORD_SIZE, "record id out of range"))
+    }
+
+    /// Iterates all records in id order.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>>> + '_ {
+        (0..self.layout.records).map(move |i| self.record(i))
+    }
+
+    fn v4(&self) -> FamilyView<'_> {
+        FamilyView {
+            starts: self.sect(Section::V4Starts),
+            values: self.sect(Section::V4Values),
+            l1: self.sect(Section::V4L1),
+            l1_bits: self.layout.v4_l1_bits,
+            bitmap: self.sect(Section::V4Bitmap),
+            bitmap_bits: self.layout.v4_bitmap_bits,
+            values_at: self.at(Section::V4Values),
+        }
+    }
+
+    fn v6(&self) -> FamilyView<'_> {
+        FamilyView {
+            starts: self.sect(Section::V6Starts),
+            values: self.sect(Section::V6Values),
+            l1: self.sect(Section::V6L1),
+            l1_bits: self.layout.v6_l1_bits,
+            bitmap: &[],
+            bitmap_bits: 0,
+            values_at: self.at(Section::V6Values),
+        }
+    }
+
+    fn strtable(&self) -> StrTable<'_> {
+        StrTable {
+            slots: self.sect(Section::StrSlots),
+            entries: self.sect(Section::StrEntries),
+            entries_at: self.at(Section::StrEntries),
+        }
+    }
+
+    fn checked(&self, id: u32) -> Result<u32> {
+        if id < self.layout.records {
+            Ok(id)
+        } else {
+            Err(Error::corrupt(self.at(Section::Nodes), format!("record id {id} out of range")))
+        }
+    }
+
+    /// Calls `f` with the id of every record whose address or CIDR contains `addr` (innermost
+    /// prefix first). IPv4-mapped IPv6 addresses are looked up as IPv4. A record with several
+    /// matching keys is visited once per key. Allocation-free: the hunt's hot path.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    #[inline]
+    pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        let value = match addr {
+            IpAddr::V4(a) => self.v4().find_v4(u32::from(a))?,
+            IpAddr::V6(a) => match canonical_v6(a) {
+                IpAddr::V4(a) => self.v4().find_v4(u32::from(a))?,
+                IpAddr::V6(a) => self.v6().find_v6(u128::from(a))?,
+            },
+        };
+        if value == iptrie::EMPTY {
+            return Ok(());
+        }
+        let nodes = self.sect(Section::Nodes);
+        let postings = self.sect(Section::Postings);
+        iptrie::visit(value, nodes, postings, self.at(Section::Nodes), &mut |id| f(self.checked(id)?))
+    }
+
+    /// Every record whose address or CIDR contains `addr`, each once.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_ip(&self, addr: IpAddr) -> Result<Vec<Record<'_>>> {
+        let mut ids = Vec::new();
+        self.visit_ip(addr, |id| {
+            ids.push(id);
+            Ok(())
+        })?;
+        self.materialize(ids)
+    }
+
+    fn materialize(&self, mut ids: Vec<u32>) -> Result<Vec<Record<'_>>> {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|id| self.record(id)).collect()
+    }
+
+    /// Calls `f` with every record id stored under an exact string key of `kind`. The key must
+    /// already be normalized (see [`crate::indicator`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    #[inline]
+    pub fn visit_key(&self, kind: Kind, key: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        for id in self.strtable().get(kind.tag(), key.as_bytes())?.iter() {
+            f(self.checked(id)?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every domain record matching `name`: the name is lowercased and a trailing
+    /// dot dropped; with `suffix`, every label suffix is tried too (`a.b.evil.com` matches
+    /// `evil.com` and `b.evil.com`, never `notevil.com`). Allocation-free for ASCII names.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    #[inline]
+    pub fn visit_domain(&self, name: &str, suffix: bool, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() {
+            return Ok(());
+        }
+        let mut buf = [0u8; 256];
+        let owned;
+        let key: &[u8] = if name.is_ascii() && name.len() <= buf.len() {
+            let b = &mut buf[..name.len()];
+            b.copy_from_slice(name.as_bytes());
+            b.make_ascii_lowercase();
+            b
+        } else {
+            owned = name.to_lowercase();
+            owned.as_bytes()
+        };
+        let table = self.strtable();
+        let tag = Kind::Domain.tag();
+        let mut start = 0;
+        loop {
+            for id in table.get(tag, &key[start..])?.iter() {
+                f(self.checked(id)?)?;
+            }
+            if !suffix {
+                return Ok(());
+            }
+            match memchr::memchr(b'.', &key[start..]) {
+                Some(dot) => start += dot + 1,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Domain records matching `name` (see [`Index::visit_domain`]), each once.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_domain(&self, name: &str, suffix: bool) -> Result<Vec<Record<'_>>> {
+        let mut ids = Vec::new();
+        self.visit_domain(name, suffix, |id| {
+            ids.push(id);
+            Ok(())
+        })?;
+        self.materialize(ids)
+    }
+
+    fn lookup_normalized(&self, kind: Kind, key: Option<String>) -> Result<Vec<Record<'_>>> {
+        let Some(key) = key else { return Ok(Vec::new()) };
+        let mut ids = Vec::new();
+        self.visit_key(kind, &key, |id| {
+            ids.push(id);
+            Ok(())
+        })?;
+        self.materialize(ids)
+    }
+
+    /// Records of a file hash (MD5, SHA-1, SHA-256 or SHA-512 by length; any case).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_hash(&self, hex: &str) -> Result<Vec<Record<'_>>> {
+        match crate::indicator::normalize_hash(hex) {
+            Ok((kind, h)) => self.lookup_normalized(kind, Some(h)),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Records of a URL (scheme and host compared case-insensitively).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_url(&self, url: &str) -> Result<Vec<Record<'_>>> {
+        self.lookup_normalized(Kind::Url, crate::indicator::normalize_url(url).ok())
+    }
+
+    /// Records of an e-mail address (case-insensitive).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_email(&self, email: &str) -> Result<Vec<Record<'_>>> {
+        self.lookup_normalized(Kind::Email, crate::indicator::normalize_email(email).ok())
+    }
+
+    /// Records of a CVE id (case-insensitive).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup_cve(&self, cve: &str) -> Result<Vec<Record<'_>>> {
+        self.lookup_normalized(Kind::Cve, crate::indicator::normalize_cve(cve).ok())
+    }
+
+    /// Looks up a value of any kind, inferring the kind as plain lists do: an address (every
+    /// containing CIDR too), a hash, a URL, an e-mail, a CVE id, else a domain (with label
+    /// suffixes when `suffix`).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index.
+    pub fn lookup(&self, value: &str, suffix: bool) -> Result<Vec<Record<'_>>> {
+        if let Some(a) = parse_ip_addr(value) {
+            return self.lookup_ip(a);
+        }
+        match crate::indicator::Key::infer(value).map(|k| k.kind()) {
+            Ok(Kind::Md5 | Kind::Sha1 | Kind::Sha256 | Kind::Sha512) => self.lookup_hash(value),
+            Ok(Kind::Url) => self.lookup_url(value),
+            Ok(Kind::Email) => self.lookup_email(value),
+            Ok(Kind::Cve) => self.lookup_cve(value),
+            Ok(Kind::Cidr4 | Kind::Cidr6) => {
+                // A CIDR query: the records whose prefix contains the whole range.
+                let Ok(q) = crate::indicator::parse_ip_net(value) else { return Ok(Vec::new()) };
+                let mut v = self.lookup_ip(q.network())?;
+                v.retain(|r| {
+                    crate::indicator::parse_ip_net(r.value())
+                        .is_ok_and(|n| n.prefix_len() <= q.prefix_len() && n.contains(&q.network()))
+                });
+                Ok(v)
+            }
+            _ => self.lookup_domain(value, suffix),
+        }
+    }
+
+    /// KQL-exact join on `NetworkIP`: calls `f` with every record whose raw `NetworkIP` string
+    /// equals `s` byte for byte (case-sensitive, untrimmed, empty included).
+    ///
+    /// Records whose raw string parses as an address are found through the IP structure and
+    /// compared by string; the rest (empty, invalid, CIDR text) sit in a raw-string table. The
+    /// index builder puts each record on exactly one of the two paths.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    pub fn visit_kql_network_ip(&self, s: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        if let Some(a) = parse_ip_addr(s) {
+            let mut hits: Vec<u32> = Vec::new();
+            self.visit_ip(a, |id| {
+                hits.push(id);
+                Ok(())
+            })?;
+            hits.sort_unstable();
+            hits.dedup();
+            for id in hits {
+                if self.record(id)?.field(Field::KqlNetworkIp) == s {
+                    f(id)?;
+                }
+            }
+        }
+        for id in self.strtable().get(TAG_RAW_NETWORK_IP, s.as_bytes())?.iter() {
+            f(self.checked(id)?)?;
+        }
+        Ok(())
+    }
+
+    /// KQL-exact join on `DomainName` (see [`Index::visit_kql_network_ip`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    pub fn visit_kql_domain_name(&self, s: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        if let Ok(d) = normalize_domain(s) {
+            let mut hits: Vec<u32> = Vec::new();
+            self.visit_key(Kind::Domain, &d, |id| {
+                hits.push(id);
+                Ok(())
+            })?;
+            hits.sort_unstable();
+            hits.dedup();
+            for id in hits {
+                if self.record(id)?.field(Field::KqlDomainName) == s {
+                    f(id)?;
+                }
+            }
+        }
+        for id in self.strtable().get(TAG_RAW_DOMAIN_NAME, s.as_bytes())?.iter() {
+            f(self.checked(id)?)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the whole-file checksum, then walks every record, string, interval, prefix node
+    /// and string key, checking every reference.
+    ///
+    /// # Errors
+    /// [`Error::Checksum`] or the first [`Error::Corrupt`] found.
+    pub fn verify(&self) -> Result<VerifySummary> {
+        let found = format::checksum(self.as_bytes());
+        if found != self.layout.checksum {
+            return Err(Error::Checksum {
+                expected: self.layout.checksum,
+                found,
+            });
+        }
+        for r in self.records() {
+            r?;
+        }
+        let mut sum = VerifySummary {
+            records: self.len() as u64,
+            ..VerifySummary::default()
+        };
+        let nodes = self.sect(Section::Nodes);
+        let postings = self.sect(Section::Postings);
+        for (fam, width) in [(self.v4(), 4usize), (self.v6(), 16usize)] {
+            let n = fam.starts.len() / width;
+            let mut prev: Option<&[u8]> = None;
+            for i in 0..n {
+                let s = &fam.starts[i * width..(i + 1) * width];
+                let key = |b: &[u8]| -> u128 {
+                    if width == 4 {
+                        u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    } else {
+                        b.iter().fold(0u128, |acc, &x| acc << 8 | u128::from(x))
+                    }
+                };
+                if prev.is_some_and(|p| key(p) >= key(s)) || (i == 0 && key(s) != 0) {
+                    return Err(Error::corrupt(self.at(Section::V4Starts), "interval starts not ascending from 0"));
+                }
+                prev = Some(s);
+                let v = format::u32_at(fam.values, i * 4).unwrap_or(iptrie::EMPTY);
+                iptrie::visit(v, nodes, postings, self.at(Section::Nodes), &mut |id| self.checked(id).map(drop))?;
+                sum.ip_intervals += 1;
+            }
+            for b in 0..(1usize << fam.l1_bits) {
+                let lo = format::u32_at(fam.l1, b * 4).unwrap_or(u32::MAX) as usize;
+                let hi = format::u32_at(fam.l1, b * 4 + 4).unwrap_or(u32::MAX) as usize;
+                if lo > hi || hi >= n {
+                    return Err(Error::corrupt(self.at(Section::V4L1), "first-level table out of range"));
+                }
+            }
+        }
+        self.strtable().for_each(|_, _, ids| {
+            sum.string_keys += 1;
+            for id in ids.iter() {
+                self.checked(id)?;
+            }
+            Ok(())
+        })?;
+        Ok(sum)
+    }
+}
+
+/// What [`Index::verify`] walked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Records decoded.
+    pub records: u64,
+    /// IP intervals checked.
+    pub ip_intervals: u64,
+    /// String keys checked.
+    pub string_keys: u64,
+}
+
+/// One indicator record read from an index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<'a> {
+    /// The record's id (its position in the index).
+    pub id: u32,
+    fixed: Fixed,
+    strings: [&'a str; FIELDS],
+}
+
+impl<'a> Record<'a> {
+    /// A string field.
+    pub fn field(&self, f: Field) -> &'a str {
+        self.strings[f as usize]
+    }
+
+    /// The normalized value of the record's first key.
+    pub fn value(&self) -> &'a str {
+        self.field(Field::Value)
+    }
+
+    /// The kind of the record's first key.
+    pub fn kind(&self) -> Kind {
+        self.fixed.kind
+    }
+
+    /// Confidence (0-100).
+    pub fn confidence(&self) -> Option<f64> {
+        self.fixed.confidence
+    }
+
+    /// `valid_from`.
+    pub fn valid_from(&self) -> Option<Timestamp> {
+        self.fixed.valid_from
+    }
+
+    /// `ExpirationDateTime` / `valid_until` (`None` = null).
+    pub fn expiration(&self) -> Option<Timestamp> {
+        self.fixed.expiration
+    }
+
+    /// `Active`, when the source had it.
+    pub fn active(&self) -> Option<bool> {
+        self.fixed.active
+    }
+
+    /// Where the record came from.
+    pub fn origin(&self) -> Origin {
+        self.fixed.origin
+    }
+
+    /// The fixed fields.
+    pub fn fixed(&self) -> &Fixed {
+        &self.fixed
+    }
+}

@@ -1,0 +1,247 @@
+//! Fixed-size indicator records and their strings.
+//!
+//! A record is [`RECORD_SIZE`] bytes: `valid_from i64`, `expiration i64` (`i64::MIN` = null),
+//! `block u32`, `confidence u16` (hundredths; `0xFFFF` = null), `kind u8`, `flags u8`. So the
+//! expiry filter reads 24 bytes and no string. The strings of a record live in its *block*: a
+//! varint field count, then one varint offset per [`Field`] into the interned string pool, where
+//! each distinct string is stored once (`varint len` + UTF-8 bytes; offset 0 is `""`).
+
+use super::format::{put_varint, u32_at, u64_at, varint_at, RECORD_SIZE};
+use crate::error::{Error, Result};
+use crate::indicator::{Indicator, Kind, Origin};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+
+/// The string fields of a record, in block order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Field {
+    /// The normalized value of the record's first key (`""` when unusable).
+    Value,
+    /// The value as given.
+    RawValue,
+    /// `IndicatorId` / STIX id.
+    Id,
+    /// STIX name.
+    Name,
+    /// `Description`.
+    Description,
+    /// `ThreatType`.
+    ThreatType,
+    /// `Tags`.
+    Tags,
+    /// `SourceSystem` / creator / feed.
+    Source,
+    /// `TrafficLightProtocolLevel`.
+    Tlp,
+    /// STIX `created_by_ref`.
+    CreatedByRef,
+    /// KQL's raw `NetworkIP`.
+    KqlNetworkIp,
+    /// KQL's raw `DomainName`.
+    KqlDomainName,
+    /// `modified` / `TimeGenerated`, ISO 8601.
+    Modified,
+}
+
+/// Number of string fields a version-1 block holds.
+pub const FIELDS: usize = 13;
+
+const NULL_TIME: i64 = i64::MIN;
+const NULL_CONF: u16 = 0xFFFF;
+const FLAG_ACTIVE_KNOWN: u8 = 1;
+const FLAG_ACTIVE: u8 = 2;
+
+fn origin_code(o: Origin) -> u8 {
+    match o {
+        Origin::Stix => 0,
+        Origin::SentinelLegacy => 1,
+        Origin::SentinelStix => 2,
+        Origin::GenericCsv => 3,
+        Origin::Rest => 4,
+        Origin::Plain => 5,
+    }
+}
+
+fn origin_of(code: u8) -> Option<Origin> {
+    Some(match code {
+        0 => Origin::Stix,
+        1 => Origin::SentinelLegacy,
+        2 => Origin::SentinelStix,
+        3 => Origin::GenericCsv,
+        4 => Origin::Rest,
+        5 => Origin::Plain,
+        _ => return None,
+    })
+}
+
+/// Serializes records, blocks and the string pool.
+pub struct RecordsBuilder {
+    records: Vec<u8>,
+    blocks: Vec<u8>,
+    strings: Vec<u8>,
+    interned: HashMap<String, u64>,
+}
+
+impl Default for RecordsBuilder {
+    fn default() -> Self {
+        RecordsBuilder {
+            records: Vec::new(),
+            blocks: Vec::new(),
+            strings: vec![0],
+            interned: HashMap::new(),
+        }
+    }
+}
+
+impl RecordsBuilder {
+    fn intern(&mut self, s: &str) -> u64 {
+        if s.is_empty() {
+            return 0;
+        }
+        if let Some(&o) = self.interned.get(s) {
+            return o;
+        }
+        let o = self.strings.len() as u64;
+        put_varint(&mut self.strings, s.len() as u64);
+        self.strings.extend_from_slice(s.as_bytes());
+        self.interned.insert(s.to_string(), o);
+        o
+    }
+
+    /// Appends one record.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when the blocks exceed 4 GiB.
+    pub fn push(&mut self, ind: &Indicator) -> Result<()> {
+        let block = u32::try_from(self.blocks.len())
+            .map_err(|_| Error::TooLarge("record string blocks exceed 4 GiB".into()))?;
+        let value = ind.keys.first().map(|k| k.value_string()).unwrap_or_default();
+        let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
+        let fields: [&str; FIELDS] = [
+            &value,
+            &ind.raw_value,
+            &ind.id,
+            &ind.name,
+            &ind.description,
+            &ind.threat_type,
+            &ind.tags,
+            &ind.source,
+            &ind.tlp,
+            &ind.created_by_ref,
+            &ind.kql_network_ip,
+            &ind.kql_domain_name,
+            &modified,
+        ];
+        let offs: Vec<u64> = fields.iter().map(|s| self.intern(s)).collect();
+        put_varint(&mut self.blocks, FIELDS as u64);
+        for o in offs {
+            put_varint(&mut self.blocks, o);
+        }
+        let conf = match ind.confidence {
+            Some(c) if c.is_finite() && (0.0..=655.34).contains(&c) => (c * 100.0).round() as u16,
+            _ => NULL_CONF,
+        };
+        let mut flags = origin_code(ind.origin) << 4;
+        if let Some(a) = ind.active {
+            flags |= FLAG_ACTIVE_KNOWN | if a { FLAG_ACTIVE } else { 0 };
+        }
+        let r = &mut self.records;
+        r.extend_from_slice(&ind.valid_from.map_or(NULL_TIME, Timestamp::ticks).to_le_bytes());
+        r.extend_from_slice(&ind.expiration.map_or(NULL_TIME, Timestamp::ticks).to_le_bytes());
+        r.extend_from_slice(&block.to_le_bytes());
+        r.extend_from_slice(&conf.to_le_bytes());
+        r.push(ind.kind().tag());
+        r.push(flags);
+        Ok(())
+    }
+
+    /// `(records, blocks, strings)`.
+    pub fn finish(self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        (self.records, self.blocks, self.strings)
+    }
+}
+
+/// The fixed part of a record: everything the expiry filter needs, without strings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fixed {
+    /// STIX `valid_from`.
+    pub valid_from: Option<Timestamp>,
+    /// `ExpirationDateTime` / `valid_until` (`None` = null).
+    pub expiration: Option<Timestamp>,
+    /// Confidence 0-100 (two decimals kept).
+    pub confidence: Option<f64>,
+    /// The kind of the record's first key.
+    pub kind: Kind,
+    /// `Active` when the source had it.
+    pub active: Option<bool>,
+    /// Where the record came from.
+    pub origin: Origin,
+    pub(crate) block: u32,
+}
+
+/// Decodes record `i` from the records section (`at` = its file offset, for errors).
+pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
+    let off = i as usize * RECORD_SIZE;
+    let bad = |what: &str| Error::corrupt(at + off, format!("record {i}: {what}"));
+    let time = |o: usize| -> Result<Option<Timestamp>> {
+        let t = u64_at(records, off + o).ok_or_else(|| bad("out of range"))? as i64;
+        if t == NULL_TIME {
+            Ok(None)
+        } else {
+            Timestamp::from_ticks(t).map(Some).ok_or_else(|| bad("timestamp out of range"))
+        }
+    };
+    let valid_from = time(0)?;
+    let expiration = time(8)?;
+    let block = u32_at(records, off + 16).ok_or_else(|| bad("out of range"))?;
+    let tail = records.get(off + 20..off + 24).ok_or_else(|| bad("out of range"))?;
+    let conf = u16::from_le_bytes([tail[0], tail[1]]);
+    let kind = Kind::from_tag(tail[2]).ok_or_else(|| bad("unknown kind tag"))?;
+    let flags = tail[3];
+    let origin = origin_of(flags >> 4).ok_or_else(|| bad("unknown origin"))?;
+    Ok(Fixed {
+        valid_from,
+        expiration,
+        confidence: (conf != NULL_CONF).then(|| f64::from(conf) / 100.0),
+        kind,
+        active: (flags & FLAG_ACTIVE_KNOWN != 0).then_some(flags & FLAG_ACTIVE != 0),
+        origin,
+        block,
+    })
+}
+
+/// Reads the fixed fields' expiration only (the hot filter path).
+#[inline]
+pub(crate) fn expiration(records: &[u8], i: u32) -> Option<Option<Timestamp>> {
+    let t = u64_at(records, i as usize * RECORD_SIZE + 8)? as i64;
+    Some(if t == NULL_TIME { None } else { Timestamp::from_ticks(t) })
+}
+
+/// Decodes the strings of a block.
+pub(crate) fn strings<'a>(
+    blocks: &[u8],
+    pool: &'a [u8],
+    block: u32,
+    blocks_at: usize,
+) -> Result<[&'a str; FIELDS]> {
+    let bad = |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
+    let (n, mut p) = varint_at(blocks, block as usize).ok_or_else(|| bad("truncated"))?;
+    if n < FIELDS as u64 {
+        return Err(bad("too few fields"));
+    }
+    let mut out = [""; FIELDS];
+    for slot in out.iter_mut() {
+        let (o, next) = varint_at(blocks, p).ok_or_else(|| bad("truncated"))?;
+        p = next;
+        let o = usize::try_from(o).map_err(|_| bad("string offset out of range"))?;
+        let (len, start) = varint_at(pool, o).ok_or_else(|| bad("string offset out of range"))?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .ok_or_else(|| bad("string length out of range"))?;
+        let bytes = pool.get(start..end).ok_or_else(|| bad("string out of range"))?;
+        *slot = std::str::from_utf8(bytes).map_err(|_| bad("string is not UTF-8"))?;
+    }
+    Ok(out)
+}

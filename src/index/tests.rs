@@ -1,0 +1,351 @@
+//! Index unit tests: lookups against a brute-force scan of the indicator list, KQL raw-key
+//! paths, and corruption (truncation at every offset, flipped bytes) that must never panic.
+
+use super::*;
+use crate::indicator::{parse_ip_net, Indicator, Key, Origin};
+use ipnet::IpNet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// splitmix64: a seeded, dependency-free generator for reproducible random sets.
+pub(crate) struct Rng(u64);
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn ip_ind(s: &str) -> Indicator {
+    let net = parse_ip_net(s).unwrap();
+    Indicator::for_key(Key::Ip(net), s, Origin::Plain)
+}
+
+fn build_index(inds: &[Indicator]) -> Index<Vec<u8>> {
+    let bytes = build(inds, Timestamp::from_unix_secs(1_700_000_000).unwrap()).unwrap();
+    Index::from_bytes(bytes).unwrap()
+}
+
+fn brute(inds: &[Indicator], a: IpAddr) -> Vec<u32> {
+    let mut v: Vec<u32> = inds
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.keys.iter().any(|k| matches!(k, Key::Ip(n) if n.contains(&a))))
+        .map(|(i, _)| i as u32)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn got(idx: &Index<Vec<u8>>, a: IpAddr) -> Vec<u32> {
+    let mut v = Vec::new();
+    idx.visit_ip(a, |id| {
+        v.push(id);
+        Ok(())
+    })
+    .unwrap();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn v4_random_prefixes_match_brute_force() {
+    for seed in 0..4u64 {
+        let mut r = Rng(seed);
+        // Cluster addresses in a few /8s so that prefixes overlap and nest often.
+        let base = |r: &mut Rng| -> u32 { ((r.below(4) as u32 + 10) << 24) | (r.next() as u32 & 0x00ff_ffff) };
+        let mut inds = Vec::new();
+        for _ in 0..3000 {
+            let len = match r.below(10) {
+                0 => 8 + r.below(9) as u8,
+                1..=3 => 17 + r.below(15) as u8,
+                _ => 32,
+            };
+            let net = IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(base(&mut r)), len).unwrap()).trunc();
+            inds.push(ip_ind(&net.to_string()));
+            if r.below(20) == 0 {
+                inds.push(ip_ind(&net.to_string())); // duplicate key
+            }
+        }
+        inds.push(ip_ind("0.0.0.0/0"));
+        inds.push(ip_ind("255.255.255.255"));
+        let idx = build_index(&inds);
+        let mut probes: Vec<IpAddr> = (0..5000).map(|_| IpAddr::V4(Ipv4Addr::from(base(&mut r)))).collect();
+        probes.extend((0..2000).map(|_| IpAddr::V4(Ipv4Addr::from(r.next() as u32))));
+        for ind in &inds {
+            if let Key::Ip(n) = &ind.keys[0] {
+                probes.push(n.network());
+                probes.push(n.broadcast());
+            }
+        }
+        probes.push("0.0.0.0".parse().unwrap());
+        for a in probes {
+            assert_eq!(got(&idx, a), brute(&inds, a), "seed {seed} addr {a}");
+        }
+        idx.verify().unwrap();
+    }
+}
+
+#[test]
+fn v6_random_prefixes_match_brute_force() {
+    let mut r = Rng(42);
+    let base = |r: &mut Rng| -> u128 { (0x2001_0db8u128 + u128::from(r.below(3))) << 96 | u128::from(r.next()) << 32 | u128::from(r.below(4)) };
+    let mut inds = Vec::new();
+    for _ in 0..3000 {
+        let len = match r.below(10) {
+            0 => 32 + r.below(32) as u8,
+            1..=3 => 64 + r.below(64) as u8,
+            _ => 128,
+        };
+        let net = IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(base(&mut r)), len).unwrap()).trunc();
+        inds.push(ip_ind(&net.to_string()));
+    }
+    inds.push(ip_ind("::/0"));
+    inds.push(ip_ind("1.2.3.4"));
+    let idx = build_index(&inds);
+    let mut probes: Vec<IpAddr> = (0..5000).map(|_| IpAddr::V6(Ipv6Addr::from(base(&mut r)))).collect();
+    for ind in &inds {
+        if let Key::Ip(n) = &ind.keys[0] {
+            probes.push(n.network());
+            probes.push(n.broadcast());
+        }
+    }
+    for a in probes {
+        assert_eq!(got(&idx, a), brute(&inds, a), "addr {a}");
+    }
+    // IPv4-mapped IPv6 is looked up as IPv4; ::/0 does not contain IPv4 addresses.
+    assert_eq!(got(&idx, "::ffff:1.2.3.4".parse().unwrap()), vec![inds.len() as u32 - 1]);
+    idx.verify().unwrap();
+}
+
+fn str_ind(kind: Kind, v: &str) -> Indicator {
+    Indicator::for_key(Key::parse_as(kind, v).unwrap(), v, Origin::Plain)
+}
+
+#[test]
+fn domain_exact_and_label_suffix() {
+    let inds = vec![
+        str_ind(Kind::Domain, "evil.com"),
+        str_ind(Kind::Domain, "B.Evil.COM."),
+        str_ind(Kind::Domain, "evil.com"),
+        str_ind(Kind::Domain, "other.org"),
+    ];
+    let idx = build_index(&inds);
+    let ids = |name: &str, suffix: bool| -> Vec<u32> {
+        idx.lookup_domain(name, suffix).unwrap().iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids("evil.com", false), vec![0, 2]);
+    assert_eq!(ids("EVIL.com.", false), vec![0, 2]);
+    assert_eq!(ids("a.b.evil.com", false), Vec::<u32>::new());
+    assert_eq!(ids("a.b.evil.com", true), vec![0, 1, 2]);
+    assert_eq!(ids("b.evil.com", true), vec![0, 1, 2]);
+    assert_eq!(ids("notevil.com", true), Vec::<u32>::new());
+    assert_eq!(ids("evil.com.au", true), Vec::<u32>::new());
+    assert_eq!(ids("com", true), Vec::<u32>::new());
+    assert_eq!(ids("", true), Vec::<u32>::new());
+    assert_eq!(ids(".", true), Vec::<u32>::new());
+    let r = idx.record(1).unwrap();
+    assert_eq!(r.value(), "b.evil.com");
+    assert_eq!(r.field(Field::RawValue), "B.Evil.COM.");
+}
+
+#[test]
+fn hashes_urls_emails_cves() {
+    let md5 = "D41D8CD98F00B204E9800998ECF8427E";
+    let inds = vec![
+        str_ind(Kind::Md5, md5),
+        str_ind(Kind::Url, "HTTP://Evil.com/Path"),
+        str_ind(Kind::Email, "Bad@Evil.com"),
+        str_ind(Kind::Cve, "cve-2021-44228"),
+    ];
+    let idx = build_index(&inds);
+    assert_eq!(idx.lookup_hash(&md5.to_lowercase()).unwrap()[0].id, 0);
+    assert_eq!(idx.lookup_hash(md5).unwrap()[0].kind(), Kind::Md5);
+    assert!(idx.lookup_hash(&md5[1..]).unwrap().is_empty());
+    assert_eq!(idx.lookup_url("http://EVIL.com/Path").unwrap()[0].id, 1);
+    assert!(idx.lookup_url("http://evil.com/path").unwrap().is_empty());
+    assert_eq!(idx.lookup_email("bad@evil.COM").unwrap()[0].id, 2);
+    assert_eq!(idx.lookup_cve("CVE-2021-44228").unwrap()[0].id, 3);
+    assert_eq!(idx.lookup("cve-2021-44228", false).unwrap()[0].id, 3);
+}
+
+#[test]
+fn kql_raw_keys() {
+    let mut a = ip_ind("2001:DB8::1");
+    a.kql_network_ip = "2001:DB8::1".into();
+    let b = ip_ind("2001:db8::1");
+    let mut c = Indicator {
+        kql_domain_name: "Evil.com".into(),
+        keys: vec![Key::parse_as(Kind::Domain, "Evil.com").unwrap()],
+        ..Indicator::default()
+    };
+    c.raw_value = "Evil.com".into();
+    let empty = Indicator {
+        kql_domain_name: "not a domain".into(),
+        ..Indicator::default()
+    };
+    let cidr = ip_ind("10.0.0.0/8");
+    let inds = vec![a, b, c, empty, cidr];
+    let idx = build_index(&inds);
+    let net = |s: &str| -> Vec<u32> {
+        let mut v = Vec::new();
+        idx.visit_kql_network_ip(s, |id| {
+            v.push(id);
+            Ok(())
+        })
+        .unwrap();
+        v.sort_unstable();
+        v
+    };
+    let dom = |s: &str| -> Vec<u32> {
+        let mut v = Vec::new();
+        idx.visit_kql_domain_name(s, |id| {
+            v.push(id);
+            Ok(())
+        })
+        .unwrap();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(net("2001:DB8::1"), vec![0]);
+    assert_eq!(net("2001:db8::1"), vec![1]);
+    assert_eq!(net("2001:0db8::1"), Vec::<u32>::new());
+    // Strings are never null: an empty NetworkIP joins an empty DestinationIP.
+    assert_eq!(net(""), vec![2, 3]);
+    assert_eq!(net("10.0.0.0/8"), vec![4]);
+    assert_eq!(net("10.1.1.1"), Vec::<u32>::new());
+    assert_eq!(dom("Evil.com"), vec![2]);
+    assert_eq!(dom("evil.com"), Vec::<u32>::new());
+    assert_eq!(dom("not a domain"), vec![3]);
+    assert_eq!(dom(""), vec![0, 1, 4]);
+    // Normalized lookups still see through case.
+    assert_eq!(idx.lookup_ip("2001:db8::1".parse().unwrap()).unwrap().len(), 2);
+    assert_eq!(idx.lookup_domain("EVIL.COM", false).unwrap().len(), 1);
+}
+
+#[test]
+fn records_roundtrip_fields() {
+    let mut ind = ip_ind("1.2.3.4");
+    ind.id = "indicator--1".into();
+    ind.description = "C2 – ünïcode".into();
+    ind.confidence = Some(85.5);
+    ind.expiration = Timestamp::parse("2026-12-01T00:00:00.1234567Z");
+    ind.valid_from = Timestamp::parse("2026-01-01");
+    ind.active = Some(false);
+    ind.origin = Origin::SentinelLegacy;
+    ind.modified = Timestamp::parse("2026-11-01T10:00:00Z");
+    let idx = build_index(&[ind.clone(), Indicator::default()]);
+    let r = idx.record(0).unwrap();
+    assert_eq!(r.field(Field::Id), "indicator--1");
+    assert_eq!(r.field(Field::Description), ind.description);
+    assert_eq!(r.confidence(), Some(85.5));
+    assert_eq!(r.expiration(), ind.expiration);
+    assert_eq!(idx.expiration(0).unwrap(), ind.expiration);
+    assert_eq!(r.valid_from(), ind.valid_from);
+    assert_eq!(r.active(), Some(false));
+    assert_eq!(r.origin(), Origin::SentinelLegacy);
+    assert_eq!(r.field(Field::Modified), "2026-11-01T10:00:00Z");
+    let u = idx.record(1).unwrap();
+    assert_eq!((u.kind(), u.confidence(), u.expiration(), u.active()), (Kind::Unusable, None, None, None));
+    assert!(idx.record(2).is_err());
+}
+
+#[test]
+fn deterministic_bytes() {
+    let inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "::1"].iter().map(|s| ip_ind(s)).collect();
+    let t = Timestamp::from_unix_secs(1).unwrap();
+    assert_eq!(build(&inds, t).unwrap(), build(&inds, t).unwrap());
+}
+
+#[test]
+fn empty_index_works() {
+    let idx = build_index(&[]);
+    assert!(idx.is_empty());
+    assert!(idx.lookup_ip("1.2.3.4".parse().unwrap()).unwrap().is_empty());
+    assert!(idx.lookup_ip("::1".parse().unwrap()).unwrap().is_empty());
+    assert!(idx.lookup_domain("a.b", true).unwrap().is_empty());
+    idx.verify().unwrap();
+}
+
+fn sample_bytes() -> Vec<u8> {
+    let mut inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "10.1.0.0/16", "10.1.0.0/16", "2001:db8::/32", "::1"]
+        .iter()
+        .map(|s| ip_ind(s))
+        .collect();
+    inds.push(str_ind(Kind::Domain, "evil.com"));
+    inds.push(str_ind(Kind::Sha1, &"a".repeat(40)));
+    inds.push(Indicator::default());
+    build(&inds, Timestamp::from_unix_secs(5).unwrap()).unwrap()
+}
+
+/// Exercises every read path; errors are fine, panics are not.
+fn exercise(b: Vec<u8>) {
+    let Ok(idx) = Index::from_bytes(b) else { return };
+    for a in ["1.2.3.4", "10.1.2.3", "10.2.0.0", "2001:db8::5", "::1", "0.0.0.0", "255.255.255.255"] {
+        let _ = idx.lookup_ip(a.parse().unwrap());
+        let _ = idx.visit_kql_network_ip(a, |_| Ok(()));
+    }
+    let _ = idx.lookup_domain("x.evil.com", true);
+    let _ = idx.visit_kql_domain_name("", |_| Ok(()));
+    let _ = idx.lookup_hash(&"a".repeat(40));
+    for r in idx.records() {
+        let _ = r;
+    }
+    let _ = idx.verify();
+}
+
+#[test]
+fn truncation_at_every_offset_is_an_error() {
+    let b = sample_bytes();
+    for len in 0..b.len() {
+        let r = Index::from_bytes(b[..len].to_vec());
+        assert!(r.is_err(), "truncated at {len} opened");
+    }
+}
+
+#[test]
+fn flipped_bytes_never_panic_and_verify_catches_them() {
+    let b = sample_bytes();
+    let mut r = Rng(7);
+    for i in 0..b.len() {
+        for mask in [0x01u8, 0x80, 0xff] {
+            let mut c = b.clone();
+            c[i] ^= mask;
+            if let Ok(idx) = Index::from_bytes(c.clone()) {
+                assert!(idx.verify().is_err(), "flip at {i} not caught by verify");
+            }
+            exercise(c);
+        }
+    }
+    for _ in 0..2000 {
+        let mut c = b.clone();
+        for _ in 0..4 {
+            let i = r.below(c.len() as u64) as usize;
+            c[i] = r.next() as u8;
+        }
+        exercise(c);
+    }
+}
+
+#[test]
+fn wrong_magic_and_version() {
+    let mut b = sample_bytes();
+    assert!(matches!(Index::from_bytes(b"hello".to_vec()), Err(Error::NotAnIndex)));
+    b[8] = 9;
+    assert!(matches!(Index::from_bytes(b.clone()), Err(Error::Version { found: 9, .. })));
+    b[0] = b'X';
+    assert!(matches!(Index::from_bytes(b), Err(Error::NotAnIndex)));
+}
+
+#[test]
+fn index_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Index<Vec<u8>>>();
+    assert_send_sync::<Index<memmap2::Mmap>>();
+    assert_send_sync::<Record<'static>>();
+}
