@@ -1,6 +1,8 @@
 //! Compiling indicator records into index bytes, and writing them atomically.
 
-use super::format::{self, Section, CHECKSUM_AT, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VERSION};
+use super::format::{
+    self, Section, CHECKSUM_AT, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VERSION,
+};
 use super::iptrie::IpBuilder;
 use super::records::RecordsBuilder;
 use super::strtable::{StrTableBuilder, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
@@ -21,7 +23,9 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     let count = u32::try_from(indicators.len())
         .ok()
         .filter(|&n| n < 0x8000_0000)
-        .ok_or_else(|| Error::TooLarge(format!("{} records (at most 2^31 - 1)", indicators.len())))?;
+        .ok_or_else(|| {
+            Error::TooLarge(format!("{} records (at most 2^31 - 1)", indicators.len()))
+        })?;
     let mut recs = RecordsBuilder::default();
     let mut ips = IpBuilder::default();
     let mut strs = StrTableBuilder::default();
@@ -117,7 +121,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -103,11 +103,15 @@ pub struct Layout {
 }
 
 pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Reads a LEB128 varint (at most 10 bytes, fitting in u64); returns the value and the offset
@@ -143,7 +147,15 @@ impl Layout {
         if b.len() < 8 || b[..8] != MAGIC {
             return Err(Error::NotAnIndex);
         }
-        let short = |off: usize| Error::corrupt(off, format!("file truncated ({} bytes, header needs {HEADER_LEN})", b.len()));
+        let short = |off: usize| {
+            Error::corrupt(
+                off,
+                format!(
+                    "file truncated ({} bytes, header needs {HEADER_LEN})",
+                    b.len()
+                ),
+            )
+        };
         let version = u32_at(b, 8).ok_or_else(|| short(8))?;
         if version != VERSION {
             return Err(Error::Version {
@@ -156,7 +168,10 @@ impl Layout {
         }
         let header_len = u32_at(b, 12).ok_or_else(|| short(12))?;
         if header_len as usize != HEADER_LEN {
-            return Err(Error::corrupt(12, format!("header length {header_len}, expected {HEADER_LEN}")));
+            return Err(Error::corrupt(
+                12,
+                format!("header length {header_len}, expected {HEADER_LEN}"),
+            ));
         }
         let file_len = u64_at(b, 16).ok_or_else(|| short(16))?;
         if file_len != b.len() as u64 {
@@ -170,7 +185,10 @@ impl Layout {
         let checksum = u32_at(b, CHECKSUM_AT).ok_or_else(|| short(CHECKSUM_AT))?;
         let nsect = u32_at(b, 44).ok_or_else(|| short(44))?;
         if nsect as usize != SECTIONS {
-            return Err(Error::corrupt(44, format!("{nsect} sections, expected {SECTIONS}")));
+            return Err(Error::corrupt(
+                44,
+                format!("{nsect} sections, expected {SECTIONS}"),
+            ));
         }
         let (v4_bitmap_bits, v4_l1_bits, v6_l1_bits) = (b[48], b[49], b[50]);
         if v4_bitmap_bits > 24 || v4_l1_bits > 24 || v6_l1_bits > 24 {
@@ -185,7 +203,10 @@ impl Layout {
             if off < HEADER_LEN as u64 || off % 8 != 0 || end.is_none_or(|e| e > file_len) {
                 return Err(Error::corrupt(
                     at,
-                    format!("section {:?} at {off}+{len} lies outside the file", Section::ALL[i]),
+                    format!(
+                        "section {:?} at {off}+{len} lies outside the file",
+                        Section::ALL[i]
+                    ),
                 ));
             }
             // Both fit in usize: they are bounded by the slice length.
@@ -224,17 +245,49 @@ impl Layout {
             "length disagrees with the record count",
         )?;
         want(Strings, self.len(Strings) >= 1, "missing the empty string")?;
-        want(V4Starts, self.len(V4Starts) % 4 == 0 && self.len(V4Starts) >= 4, "bad length")?;
-        want(V4Values, self.len(V4Values) == self.len(V4Starts), "length disagrees with V4Starts")?;
-        want(V4L1, self.len(V4L1) == ((1usize << self.v4_l1_bits) + 1) * 4, "bad length")?;
-        let bitmap = if self.v4_bitmap_bits == 0 { 0 } else { ((1usize << self.v4_bitmap_bits) / 8).max(1) };
+        want(
+            V4Starts,
+            self.len(V4Starts) % 4 == 0 && self.len(V4Starts) >= 4,
+            "bad length",
+        )?;
+        want(
+            V4Values,
+            self.len(V4Values) == self.len(V4Starts),
+            "length disagrees with V4Starts",
+        )?;
+        want(
+            V4L1,
+            self.len(V4L1) == ((1usize << self.v4_l1_bits) + 1) * 4,
+            "bad length",
+        )?;
+        let bitmap = if self.v4_bitmap_bits == 0 {
+            0
+        } else {
+            ((1usize << self.v4_bitmap_bits) / 8).max(1)
+        };
         want(V4Bitmap, self.len(V4Bitmap) == bitmap, "bad length")?;
-        want(V6Starts, self.len(V6Starts) % 16 == 0 && self.len(V6Starts) >= 16, "bad length")?;
-        want(V6Values, self.len(V6Values) * 4 == self.len(V6Starts), "length disagrees with V6Starts")?;
-        want(V6L1, self.len(V6L1) == ((1usize << self.v6_l1_bits) + 1) * 4, "bad length")?;
+        want(
+            V6Starts,
+            self.len(V6Starts) % 16 == 0 && self.len(V6Starts) >= 16,
+            "bad length",
+        )?;
+        want(
+            V6Values,
+            self.len(V6Values) * 4 == self.len(V6Starts),
+            "length disagrees with V6Starts",
+        )?;
+        want(
+            V6L1,
+            self.len(V6L1) == ((1usize << self.v6_l1_bits) + 1) * 4,
+            "bad length",
+        )?;
         want(Nodes, self.len(Nodes) % NODE_SIZE == 0, "bad length")?;
         want(Postings, self.len(Postings) % 4 == 0, "bad length")?;
-        want(StrSlots, self.len(StrSlots) % 8 == 0 && self.len(StrSlots) >= 8, "bad length")?;
+        want(
+            StrSlots,
+            self.len(StrSlots) % 8 == 0 && self.len(StrSlots) >= 8,
+            "bad length",
+        )?;
         Ok(())
     }
 

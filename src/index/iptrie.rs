@@ -94,13 +94,25 @@ impl IpBuilder {
         let mut v4 = encode(v4, 32);
         // ~16 blocks per interval keeps the bitmap sparse enough to reject most misses.
         let n = v4.starts.len() / 4;
-        let bits = if n <= 1 { 0 } else { (log2_ceil(n) + 4).clamp(3, 24) as u8 };
+        let bits = if n <= 1 {
+            0
+        } else {
+            (log2_ceil(n) + 4).clamp(3, 24) as u8
+        };
         v4.bitmap_bits = bits;
         if bits > 0 {
             let mut bm = vec![0u8; (1usize << bits) / 8];
             let shift = 32 - u32::from(bits);
-            let starts: Vec<u32> = v4.starts.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            let vals: Vec<u32> = v4.values.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let starts: Vec<u32> = v4
+                .starts
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let vals: Vec<u32> = v4
+                .values
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             for (i, (&s, &v)) in starts.iter().zip(&vals).enumerate() {
                 if v == EMPTY {
                     continue;
@@ -170,14 +182,24 @@ fn build_family(
             value[i] = TAG | ids[0];
             continue;
         }
-        let idx = u32::try_from(node_count).ok().filter(|&n| n < TAG).ok_or_else(too_large)?;
+        let idx = u32::try_from(node_count)
+            .ok()
+            .filter(|&n| n < TAG)
+            .ok_or_else(too_large)?;
         node_count += 1;
         value[i] = idx;
-        let p = if parent[i] == usize::MAX { NONE } else { value[parent[i]] };
+        let p = if parent[i] == usize::MAX {
+            NONE
+        } else {
+            value[parent[i]]
+        };
         let post = if ids.len() == 1 {
             TAG | ids[0]
         } else {
-            let off = u32::try_from(postings.len() / 4).ok().filter(|&n| n < TAG).ok_or_else(too_large)?;
+            let off = u32::try_from(postings.len() / 4)
+                .ok()
+                .filter(|&n| n < TAG)
+                .ok_or_else(too_large)?;
             postings.extend_from_slice(&(ids.len() as u32).to_le_bytes());
             for id in ids {
                 postings.extend_from_slice(&id.to_le_bytes());
@@ -198,18 +220,22 @@ fn build_family(
         }
     };
     let mut open: Vec<(u128, u32)> = Vec::new(); // (inclusive end, value)
-    let close_until = |out: &mut Vec<(u128, u32)>, open: &mut Vec<(u128, u32)>, limit: Option<u128>| {
-        while let Some(&(end, _)) = open.last() {
-            if limit.is_some_and(|l| end >= l) {
-                break;
+    let close_until =
+        |out: &mut Vec<(u128, u32)>, open: &mut Vec<(u128, u32)>, limit: Option<u128>| {
+            while let Some(&(end, _)) = open.last() {
+                if limit.is_some_and(|l| end >= l) {
+                    break;
+                }
+                open.pop();
+                if let Some(next) = end
+                    .checked_add(1)
+                    .filter(|&n| width == 128 || n < 1u128 << width)
+                {
+                    let v = open.last().map_or(EMPTY, |&(_, v)| v);
+                    emit(out, next, v);
+                }
             }
-            open.pop();
-            if let Some(next) = end.checked_add(1).filter(|&n| width == 128 || n < 1u128 << width) {
-                let v = open.last().map_or(EMPTY, |&(_, v)| v);
-                emit(out, next, v);
-            }
-        }
-    };
+        };
     for (i, ((start, len), _)) in list.iter().enumerate() {
         close_until(&mut out, &mut open, Some(*start));
         open.push((start | host_mask(*len), value[i]));
@@ -238,7 +264,11 @@ fn encode(intervals: Vec<(u128, u32)>, width: u32) -> Family {
     let mut l1 = Vec::with_capacity((buckets + 1) * 4);
     let mut j = 0usize;
     for b in 0..buckets {
-        let first = if l1_bits == 0 { 0 } else { (b as u128) << (width - u32::from(l1_bits)) };
+        let first = if l1_bits == 0 {
+            0
+        } else {
+            (b as u128) << (width - u32::from(l1_bits))
+        };
         while j + 1 < n && intervals[j + 1].0 <= first {
             j += 1;
         }
@@ -276,7 +306,8 @@ pub struct FamilyView<'a> {
 
 impl FamilyView<'_> {
     fn value_at(&self, i: usize) -> Result<u32> {
-        u32_at(self.values, i * 4).ok_or_else(|| Error::corrupt(self.values_at, "interval index out of range"))
+        u32_at(self.values, i * 4)
+            .ok_or_else(|| Error::corrupt(self.values_at, "interval index out of range"))
     }
 
     fn bucket_range(&self, bucket: usize, n: usize) -> Result<(usize, usize)> {
@@ -284,7 +315,10 @@ impl FamilyView<'_> {
         let hi = u32_at(self.l1, bucket * 4 + 4).map(|v| v as usize);
         match (lo, hi) {
             (Some(lo), Some(hi)) if lo <= hi && hi < n => Ok((lo, hi)),
-            _ => Err(Error::corrupt(self.values_at, "first-level table entry out of range")),
+            _ => Err(Error::corrupt(
+                self.values_at,
+                "first-level table entry out of range",
+            )),
         }
     }
 
@@ -297,12 +331,20 @@ impl FamilyView<'_> {
         if self.bitmap_bits > 0 {
             let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
             // The bitmap length matches `bitmap_bits` (checked at open).
-            if self.bitmap.get(blk / 8).is_none_or(|b| b & (1 << (blk % 8)) == 0) {
+            if self
+                .bitmap
+                .get(blk / 8)
+                .is_none_or(|b| b & (1 << (blk % 8)) == 0)
+            {
                 return Ok(EMPTY);
             }
         }
         let n = self.starts.len() / 4;
-        let bucket = if self.l1_bits == 0 { 0 } else { (addr >> (32 - u32::from(self.l1_bits))) as usize };
+        let bucket = if self.l1_bits == 0 {
+            0
+        } else {
+            (addr >> (32 - u32::from(self.l1_bits))) as usize
+        };
         let (mut lo, hi) = self.bucket_range(bucket, n)?;
         // Largest i in [lo, hi] with starts[i] <= addr (starts[lo] <= addr by construction;
         // a corrupt file at worst yields a wrong but in-range answer).
@@ -324,7 +366,11 @@ impl FamilyView<'_> {
     /// [`Error::Corrupt`] on an inconsistent table.
     pub fn find_v6(&self, addr: u128) -> Result<u32> {
         let n = self.starts.len() / 16;
-        let bucket = if self.l1_bits == 0 { 0 } else { (addr >> (128 - u32::from(self.l1_bits))) as usize };
+        let bucket = if self.l1_bits == 0 {
+            0
+        } else {
+            (addr >> (128 - u32::from(self.l1_bits))) as usize
+        };
         let (mut lo, hi) = self.bucket_range(bucket, n)?;
         let start = |i: usize| -> u128 {
             self.starts

@@ -117,7 +117,10 @@ impl<S: AsRef<[u8]>> Index<S> {
         if id >= self.layout.records {
             return Err(Error::corrupt(
                 self.at(Section::Records),
-                format!("record id {id} out of range ({} records)", self.layout.records),
+                format!(
+                    "record id {id} out of range ({} records)",
+                    self.layout.records
+                ),
             ));
         }
         let fixed = records::fixed(self.sect(Section::Records), id, self.at(Section::Records))?;
@@ -136,7 +139,10 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] if `id` is out of range or the record is malformed.
     pub fn fixed(&self, id: u32) -> Result<Fixed> {
         if id >= self.layout.records {
-            return Err(Error::corrupt(self.at(Section::Records), format!("record id {id} out of range")));
+            return Err(Error::corrupt(
+                self.at(Section::Records),
+                format!("record id {id} out of range"),
+            ));
         }
         records::fixed(self.sect(Section::Records), id, self.at(Section::Records))
     }
@@ -147,8 +153,12 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] if `id` is out of range.
     #[inline]
     pub fn expiration(&self, id: u32) -> Result<Option<Timestamp>> {
-        records::expiration(self.sect(Section::Records), id)
-            .ok_or_else(|| Error::corrupt(self.at(Section::Records) + id as usize * RECORD_SIZE, "record id out of range"))
+        records::expiration(self.sect(Section::Records), id).ok_or_else(|| {
+            Error::corrupt(
+                self.at(Section::Records) + id as usize * RECORD_SIZE,
+                "record id out of range",
+            )
+        })
     }
 
     /// Iterates all records in id order.
@@ -192,7 +202,10 @@ impl<S: AsRef<[u8]>> Index<S> {
         if id < self.layout.records {
             Ok(id)
         } else {
-            Err(Error::corrupt(self.at(Section::Nodes), format!("record id {id} out of range")))
+            Err(Error::corrupt(
+                self.at(Section::Nodes),
+                format!("record id {id} out of range"),
+            ))
         }
     }
 
@@ -216,7 +229,9 @@ impl<S: AsRef<[u8]>> Index<S> {
         }
         let nodes = self.sect(Section::Nodes);
         let postings = self.sect(Section::Postings);
-        iptrie::visit(value, nodes, postings, self.at(Section::Nodes), &mut |id| f(self.checked(id)?))
+        iptrie::visit(value, nodes, postings, self.at(Section::Nodes), &mut |id| {
+            f(self.checked(id)?)
+        })
     }
 
     /// Every record whose address or CIDR contains `addr`, each once.
@@ -244,7 +259,12 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
-    pub fn visit_key(&self, kind: Kind, key: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+    pub fn visit_key(
+        &self,
+        kind: Kind,
+        key: &str,
+        mut f: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
         for id in self.strtable().get(kind.tag(), key.as_bytes())?.iter() {
             f(self.checked(id)?)?;
         }
@@ -258,7 +278,12 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
-    pub fn visit_domain(&self, name: &str, suffix: bool, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+    pub fn visit_domain(
+        &self,
+        name: &str,
+        suffix: bool,
+        mut f: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() {
             return Ok(());
@@ -305,7 +330,9 @@ impl<S: AsRef<[u8]>> Index<S> {
     }
 
     fn lookup_normalized(&self, kind: Kind, key: Option<String>) -> Result<Vec<Record<'_>>> {
-        let Some(key) = key else { return Ok(Vec::new()) };
+        let Some(key) = key else {
+            return Ok(Vec::new());
+        };
         let mut ids = Vec::new();
         self.visit_key(kind, &key, |id| {
             ids.push(id);
@@ -366,7 +393,9 @@ impl<S: AsRef<[u8]>> Index<S> {
             Ok(Kind::Cve) => self.lookup_cve(value),
             Ok(Kind::Cidr4 | Kind::Cidr6) => {
                 // A CIDR query: the records whose prefix contains the whole range.
-                let Ok(q) = crate::indicator::parse_ip_net(value) else { return Ok(Vec::new()) };
+                let Ok(q) = crate::indicator::parse_ip_net(value) else {
+                    return Ok(Vec::new());
+                };
                 let mut v = self.lookup_ip(q.network())?;
                 v.retain(|r| {
                     crate::indicator::parse_ip_net(r.value())
@@ -387,7 +416,11 @@ impl<S: AsRef<[u8]>> Index<S> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
-    pub fn visit_kql_network_ip(&self, s: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+    pub fn visit_kql_network_ip(
+        &self,
+        s: &str,
+        mut f: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
         if let Some(a) = parse_ip_addr(s) {
             let mut hits: Vec<u32> = Vec::new();
             self.visit_ip(a, |id| {
@@ -402,7 +435,11 @@ impl<S: AsRef<[u8]>> Index<S> {
                 }
             }
         }
-        for id in self.strtable().get(TAG_RAW_NETWORK_IP, s.as_bytes())?.iter() {
+        for id in self
+            .strtable()
+            .get(TAG_RAW_NETWORK_IP, s.as_bytes())?
+            .iter()
+        {
             f(self.checked(id)?)?;
         }
         Ok(())
@@ -412,7 +449,11 @@ impl<S: AsRef<[u8]>> Index<S> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
-    pub fn visit_kql_domain_name(&self, s: &str, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+    pub fn visit_kql_domain_name(
+        &self,
+        s: &str,
+        mut f: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
         if let Ok(d) = normalize_domain(s) {
             let mut hits: Vec<u32> = Vec::new();
             self.visit_key(Kind::Domain, &d, |id| {
@@ -427,7 +468,11 @@ impl<S: AsRef<[u8]>> Index<S> {
                 }
             }
         }
-        for id in self.strtable().get(TAG_RAW_DOMAIN_NAME, s.as_bytes())?.iter() {
+        for id in self
+            .strtable()
+            .get(TAG_RAW_DOMAIN_NAME, s.as_bytes())?
+            .iter()
+        {
             f(self.checked(id)?)?;
         }
         Ok(())
@@ -468,18 +513,26 @@ impl<S: AsRef<[u8]>> Index<S> {
                     }
                 };
                 if prev.is_some_and(|p| key(p) >= key(s)) || (i == 0 && key(s) != 0) {
-                    return Err(Error::corrupt(self.at(Section::V4Starts), "interval starts not ascending from 0"));
+                    return Err(Error::corrupt(
+                        self.at(Section::V4Starts),
+                        "interval starts not ascending from 0",
+                    ));
                 }
                 prev = Some(s);
                 let v = format::u32_at(fam.values, i * 4).unwrap_or(iptrie::EMPTY);
-                iptrie::visit(v, nodes, postings, self.at(Section::Nodes), &mut |id| self.checked(id).map(drop))?;
+                iptrie::visit(v, nodes, postings, self.at(Section::Nodes), &mut |id| {
+                    self.checked(id).map(drop)
+                })?;
                 sum.ip_intervals += 1;
             }
             for b in 0..(1usize << fam.l1_bits) {
                 let lo = format::u32_at(fam.l1, b * 4).unwrap_or(u32::MAX) as usize;
                 let hi = format::u32_at(fam.l1, b * 4 + 4).unwrap_or(u32::MAX) as usize;
                 if lo > hi || hi >= n {
-                    return Err(Error::corrupt(self.at(Section::V4L1), "first-level table out of range"));
+                    return Err(Error::corrupt(
+                        self.at(Section::V4L1),
+                        "first-level table out of range",
+                    ));
                 }
             }
         }

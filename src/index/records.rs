@@ -116,7 +116,11 @@ impl RecordsBuilder {
     pub fn push(&mut self, ind: &Indicator) -> Result<()> {
         let block = u32::try_from(self.blocks.len())
             .map_err(|_| Error::TooLarge("record string blocks exceed 4 GiB".into()))?;
-        let value = ind.keys.first().map(|k| k.value_string()).unwrap_or_default();
+        let value = ind
+            .keys
+            .first()
+            .map(|k| k.value_string())
+            .unwrap_or_default();
         let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
         let fields: [&str; FIELDS] = [
             &value,
@@ -147,8 +151,16 @@ impl RecordsBuilder {
             flags |= FLAG_ACTIVE_KNOWN | if a { FLAG_ACTIVE } else { 0 };
         }
         let r = &mut self.records;
-        r.extend_from_slice(&ind.valid_from.map_or(NULL_TIME, Timestamp::ticks).to_le_bytes());
-        r.extend_from_slice(&ind.expiration.map_or(NULL_TIME, Timestamp::ticks).to_le_bytes());
+        r.extend_from_slice(
+            &ind.valid_from
+                .map_or(NULL_TIME, Timestamp::ticks)
+                .to_le_bytes(),
+        );
+        r.extend_from_slice(
+            &ind.expiration
+                .map_or(NULL_TIME, Timestamp::ticks)
+                .to_le_bytes(),
+        );
         r.extend_from_slice(&block.to_le_bytes());
         r.extend_from_slice(&conf.to_le_bytes());
         r.push(ind.kind().tag());
@@ -189,13 +201,17 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
         if t == NULL_TIME {
             Ok(None)
         } else {
-            Timestamp::from_ticks(t).map(Some).ok_or_else(|| bad("timestamp out of range"))
+            Timestamp::from_ticks(t)
+                .map(Some)
+                .ok_or_else(|| bad("timestamp out of range"))
         }
     };
     let valid_from = time(0)?;
     let expiration = time(8)?;
     let block = u32_at(records, off + 16).ok_or_else(|| bad("out of range"))?;
-    let tail = records.get(off + 20..off + 24).ok_or_else(|| bad("out of range"))?;
+    let tail = records
+        .get(off + 20..off + 24)
+        .ok_or_else(|| bad("out of range"))?;
     let conf = u16::from_le_bytes([tail[0], tail[1]]);
     let kind = Kind::from_tag(tail[2]).ok_or_else(|| bad("unknown kind tag"))?;
     let flags = tail[3];
@@ -215,7 +231,11 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
 #[inline]
 pub(crate) fn expiration(records: &[u8], i: u32) -> Option<Option<Timestamp>> {
     let t = u64_at(records, i as usize * RECORD_SIZE + 8)? as i64;
-    Some(if t == NULL_TIME { None } else { Timestamp::from_ticks(t) })
+    Some(if t == NULL_TIME {
+        None
+    } else {
+        Timestamp::from_ticks(t)
+    })
 }
 
 /// Decodes the strings of a block.
@@ -225,7 +245,8 @@ pub(crate) fn strings<'a>(
     block: u32,
     blocks_at: usize,
 ) -> Result<[&'a str; FIELDS]> {
-    let bad = |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
+    let bad =
+        |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
     let (n, mut p) = varint_at(blocks, block as usize).ok_or_else(|| bad("truncated"))?;
     if n < FIELDS as u64 {
         return Err(bad("too few fields"));
@@ -240,7 +261,9 @@ pub(crate) fn strings<'a>(
             .ok()
             .and_then(|l| start.checked_add(l))
             .ok_or_else(|| bad("string length out of range"))?;
-        let bytes = pool.get(start..end).ok_or_else(|| bad("string out of range"))?;
+        let bytes = pool
+            .get(start..end)
+            .ok_or_else(|| bad("string out of range"))?;
         *slot = std::str::from_utf8(bytes).map_err(|_| bad("string is not UTF-8"))?;
     }
     Ok(out)

@@ -186,7 +186,10 @@ impl<'a> StrTable<'a> {
             .and_then(|n| n.checked_mul(4))
             .and_then(|l| l.checked_add(ids_at))
             .ok_or_else(bad)?;
-        Ok(Some(Ids(self.entries.get(ids_at..ids_end).ok_or_else(bad)?)))
+        Ok(Some(Ids(self
+            .entries
+            .get(ids_at..ids_end)
+            .ok_or_else(bad)?)))
     }
 
     fn entry_head(&self, off: usize) -> Option<(u8, usize, usize)> {
@@ -220,7 +223,10 @@ impl<'a> StrTable<'a> {
         for i in 0..self.slots.len() / 8 {
             let s = u64_at(self.slots, i * 8).unwrap_or(0);
             if s != 0 && (s & 0xffff_ffff) as usize > self.entries.len() {
-                return Err(Error::corrupt(i * 8, "string-key slot points outside the entries"));
+                return Err(Error::corrupt(
+                    i * 8,
+                    "string-key slot points outside the entries",
+                ));
             }
         }
         Ok(())
@@ -246,15 +252,25 @@ mod tests {
             entries_at: 0,
         };
         for i in 0..1000u32 {
-            let ids: Vec<u32> = t.get(5, format!("d{i}.example").as_bytes()).unwrap().iter().collect();
+            let ids: Vec<u32> = t
+                .get(5, format!("d{i}.example").as_bytes())
+                .unwrap()
+                .iter()
+                .collect();
             if i == 7 {
                 assert_eq!(ids, vec![7, 5000]);
             } else {
                 assert_eq!(ids, vec![i]);
             }
-            assert!(t.get(5, format!("x{i}.example").as_bytes()).unwrap().is_empty());
+            assert!(t
+                .get(5, format!("x{i}.example").as_bytes())
+                .unwrap()
+                .is_empty());
         }
-        assert_eq!(t.get(6, b"d7.example").unwrap().iter().collect::<Vec<_>>(), vec![6000]);
+        assert_eq!(
+            t.get(6, b"d7.example").unwrap().iter().collect::<Vec<_>>(),
+            vec![6000]
+        );
         assert!(t.get(6, b"d8.example").unwrap().is_empty());
         let mut n = 0;
         t.for_each(|_, _, ids| {
@@ -268,7 +284,9 @@ mod tests {
     #[test]
     fn full_table_terminates() {
         // Every slot occupied with a matching hash tag but pointing at garbage: no hang, no panic.
-        let slots: Vec<u8> = std::iter::repeat_n(u64::MAX.to_le_bytes(), 16).flatten().collect();
+        let slots: Vec<u8> = std::iter::repeat_n(u64::MAX.to_le_bytes(), 16)
+            .flatten()
+            .collect();
         let t = StrTable {
             slots: &slots,
             entries: &[1, 2, 3],

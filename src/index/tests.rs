@@ -35,7 +35,11 @@ fn brute(inds: &[Indicator], a: IpAddr) -> Vec<u32> {
     let mut v: Vec<u32> = inds
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.keys.iter().any(|k| matches!(k, Key::Ip(n) if n.contains(&a))))
+        .filter(|(_, i)| {
+            i.keys
+                .iter()
+                .any(|k| matches!(k, Key::Ip(n) if n.contains(&a)))
+        })
         .map(|(i, _)| i as u32)
         .collect();
     v.sort_unstable();
@@ -58,7 +62,9 @@ fn v4_random_prefixes_match_brute_force() {
     for seed in 0..4u64 {
         let mut r = Rng(seed);
         // Cluster addresses in a few /8s so that prefixes overlap and nest often.
-        let base = |r: &mut Rng| -> u32 { ((r.below(4) as u32 + 10) << 24) | (r.next() as u32 & 0x00ff_ffff) };
+        let base = |r: &mut Rng| -> u32 {
+            ((r.below(4) as u32 + 10) << 24) | (r.next() as u32 & 0x00ff_ffff)
+        };
         let mut inds = Vec::new();
         for _ in 0..3000 {
             let len = match r.below(10) {
@@ -66,7 +72,8 @@ fn v4_random_prefixes_match_brute_force() {
                 1..=3 => 17 + r.below(15) as u8,
                 _ => 32,
             };
-            let net = IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(base(&mut r)), len).unwrap()).trunc();
+            let net =
+                IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(base(&mut r)), len).unwrap()).trunc();
             inds.push(ip_ind(&net.to_string()));
             if r.below(20) == 0 {
                 inds.push(ip_ind(&net.to_string())); // duplicate key
@@ -75,7 +82,9 @@ fn v4_random_prefixes_match_brute_force() {
         inds.push(ip_ind("0.0.0.0/0"));
         inds.push(ip_ind("255.255.255.255"));
         let idx = build_index(&inds);
-        let mut probes: Vec<IpAddr> = (0..5000).map(|_| IpAddr::V4(Ipv4Addr::from(base(&mut r)))).collect();
+        let mut probes: Vec<IpAddr> = (0..5000)
+            .map(|_| IpAddr::V4(Ipv4Addr::from(base(&mut r))))
+            .collect();
         probes.extend((0..2000).map(|_| IpAddr::V4(Ipv4Addr::from(r.next() as u32))));
         for ind in &inds {
             if let Key::Ip(n) = &ind.keys[0] {
@@ -94,7 +103,11 @@ fn v4_random_prefixes_match_brute_force() {
 #[test]
 fn v6_random_prefixes_match_brute_force() {
     let mut r = Rng(42);
-    let base = |r: &mut Rng| -> u128 { (0x2001_0db8u128 + u128::from(r.below(3))) << 96 | u128::from(r.next()) << 32 | u128::from(r.below(4)) };
+    let base = |r: &mut Rng| -> u128 {
+        (0x2001_0db8u128 + u128::from(r.below(3))) << 96
+            | u128::from(r.next()) << 32
+            | u128::from(r.below(4))
+    };
     let mut inds = Vec::new();
     for _ in 0..3000 {
         let len = match r.below(10) {
@@ -102,13 +115,16 @@ fn v6_random_prefixes_match_brute_force() {
             1..=3 => 64 + r.below(64) as u8,
             _ => 128,
         };
-        let net = IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(base(&mut r)), len).unwrap()).trunc();
+        let net =
+            IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(base(&mut r)), len).unwrap()).trunc();
         inds.push(ip_ind(&net.to_string()));
     }
     inds.push(ip_ind("::/0"));
     inds.push(ip_ind("1.2.3.4"));
     let idx = build_index(&inds);
-    let mut probes: Vec<IpAddr> = (0..5000).map(|_| IpAddr::V6(Ipv6Addr::from(base(&mut r)))).collect();
+    let mut probes: Vec<IpAddr> = (0..5000)
+        .map(|_| IpAddr::V6(Ipv6Addr::from(base(&mut r))))
+        .collect();
     for ind in &inds {
         if let Key::Ip(n) = &ind.keys[0] {
             probes.push(n.network());
@@ -119,7 +135,10 @@ fn v6_random_prefixes_match_brute_force() {
         assert_eq!(got(&idx, a), brute(&inds, a), "addr {a}");
     }
     // IPv4-mapped IPv6 is looked up as IPv4; ::/0 does not contain IPv4 addresses.
-    assert_eq!(got(&idx, "::ffff:1.2.3.4".parse().unwrap()), vec![inds.len() as u32 - 1]);
+    assert_eq!(
+        got(&idx, "::ffff:1.2.3.4".parse().unwrap()),
+        vec![inds.len() as u32 - 1]
+    );
     idx.verify().unwrap();
 }
 
@@ -137,7 +156,11 @@ fn domain_exact_and_label_suffix() {
     ];
     let idx = build_index(&inds);
     let ids = |name: &str, suffix: bool| -> Vec<u32> {
-        idx.lookup_domain(name, suffix).unwrap().iter().map(|r| r.id).collect()
+        idx.lookup_domain(name, suffix)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
     };
     assert_eq!(ids("evil.com", false), vec![0, 2]);
     assert_eq!(ids("EVIL.com.", false), vec![0, 2]);
@@ -224,7 +247,10 @@ fn kql_raw_keys() {
     assert_eq!(dom("not a domain"), vec![3]);
     assert_eq!(dom(""), vec![0, 1, 4]);
     // Normalized lookups still see through case.
-    assert_eq!(idx.lookup_ip("2001:db8::1".parse().unwrap()).unwrap().len(), 2);
+    assert_eq!(
+        idx.lookup_ip("2001:db8::1".parse().unwrap()).unwrap().len(),
+        2
+    );
     assert_eq!(idx.lookup_domain("EVIL.COM", false).unwrap().len(), 1);
 }
 
@@ -251,13 +277,19 @@ fn records_roundtrip_fields() {
     assert_eq!(r.origin(), Origin::SentinelLegacy);
     assert_eq!(r.field(Field::Modified), "2026-11-01T10:00:00Z");
     let u = idx.record(1).unwrap();
-    assert_eq!((u.kind(), u.confidence(), u.expiration(), u.active()), (Kind::Unusable, None, None, None));
+    assert_eq!(
+        (u.kind(), u.confidence(), u.expiration(), u.active()),
+        (Kind::Unusable, None, None, None)
+    );
     assert!(idx.record(2).is_err());
 }
 
 #[test]
 fn deterministic_bytes() {
-    let inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "::1"].iter().map(|s| ip_ind(s)).collect();
+    let inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "::1"]
+        .iter()
+        .map(|s| ip_ind(s))
+        .collect();
     let t = Timestamp::from_unix_secs(1).unwrap();
     assert_eq!(build(&inds, t).unwrap(), build(&inds, t).unwrap());
 }
@@ -266,17 +298,27 @@ fn deterministic_bytes() {
 fn empty_index_works() {
     let idx = build_index(&[]);
     assert!(idx.is_empty());
-    assert!(idx.lookup_ip("1.2.3.4".parse().unwrap()).unwrap().is_empty());
+    assert!(idx
+        .lookup_ip("1.2.3.4".parse().unwrap())
+        .unwrap()
+        .is_empty());
     assert!(idx.lookup_ip("::1".parse().unwrap()).unwrap().is_empty());
     assert!(idx.lookup_domain("a.b", true).unwrap().is_empty());
     idx.verify().unwrap();
 }
 
 fn sample_bytes() -> Vec<u8> {
-    let mut inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "10.1.0.0/16", "10.1.0.0/16", "2001:db8::/32", "::1"]
-        .iter()
-        .map(|s| ip_ind(s))
-        .collect();
+    let mut inds: Vec<Indicator> = [
+        "1.2.3.4",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.0.0/16",
+        "2001:db8::/32",
+        "::1",
+    ]
+    .iter()
+    .map(|s| ip_ind(s))
+    .collect();
     inds.push(str_ind(Kind::Domain, "evil.com"));
     inds.push(str_ind(Kind::Sha1, &"a".repeat(40)));
     inds.push(Indicator::default());
@@ -285,8 +327,18 @@ fn sample_bytes() -> Vec<u8> {
 
 /// Exercises every read path; errors are fine, panics are not.
 fn exercise(b: Vec<u8>) {
-    let Ok(idx) = Index::from_bytes(b) else { return };
-    for a in ["1.2.3.4", "10.1.2.3", "10.2.0.0", "2001:db8::5", "::1", "0.0.0.0", "255.255.255.255"] {
+    let Ok(idx) = Index::from_bytes(b) else {
+        return;
+    };
+    for a in [
+        "1.2.3.4",
+        "10.1.2.3",
+        "10.2.0.0",
+        "2001:db8::5",
+        "::1",
+        "0.0.0.0",
+        "255.255.255.255",
+    ] {
         let _ = idx.lookup_ip(a.parse().unwrap());
         let _ = idx.visit_kql_network_ip(a, |_| Ok(()));
     }
@@ -335,9 +387,15 @@ fn flipped_bytes_never_panic_and_verify_catches_them() {
 #[test]
 fn wrong_magic_and_version() {
     let mut b = sample_bytes();
-    assert!(matches!(Index::from_bytes(b"hello".to_vec()), Err(Error::NotAnIndex)));
+    assert!(matches!(
+        Index::from_bytes(b"hello".to_vec()),
+        Err(Error::NotAnIndex)
+    ));
     b[8] = 9;
-    assert!(matches!(Index::from_bytes(b.clone()), Err(Error::Version { found: 9, .. })));
+    assert!(matches!(
+        Index::from_bytes(b.clone()),
+        Err(Error::Version { found: 9, .. })
+    ));
     b[0] = b'X';
     assert!(matches!(Index::from_bytes(b), Err(Error::NotAnIndex)));
 }

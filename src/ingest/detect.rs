@@ -98,6 +98,13 @@ fn detect_json(bytes: &[u8]) -> Result<Format, String> {
     {
         return Ok(Format::Stix);
     }
+    // Log Analytics API shapes: `{"tables": [...]}` and OData `{"value": [...]}`.
+    if !shape.array
+        && (has("tables")
+            || (has("value") && (keys.len() == 1 || keys.iter().any(|k| k.starts_with("@odata")))))
+    {
+        return Ok(Format::SentinelJson);
+    }
     if !shape.array && has("data") {
         return Ok(Format::Rest);
     }
@@ -305,6 +312,14 @@ mod tests {
             Ok(Format::SentinelJson)
         );
         assert!(det(r#"{"hello":1}"#).is_err());
+        assert_eq!(
+            det(r#"{"tables":[{"name":"PrimaryResult","columns":[],"rows":[]}]}"#),
+            Ok(Format::SentinelJson)
+        );
+        assert_eq!(
+            det(r#"{"@odata.context":"x","value":[]}"#),
+            Ok(Format::SentinelJson)
+        );
         assert!(det(r#"{"objects": [ "#)
             .unwrap_err()
             .contains("invalid JSON"));

@@ -87,8 +87,8 @@ fn row_key(value: &str, type_name: &str) -> Result<Key, (SkipReason, String)> {
 /// the Sentinel metadata columns (`ExpirationDateTime`, `ConfidenceScore`, `Active`,
 /// `TimeGenerated`, `Tags`, ... and aliases such as `first_seen`, `last_seen`, `expiry`). Each
 /// row gives one [`Origin::GenericCsv`] record. The KQL columns are filled by
-/// [`Indicator::for_key`] from the trimmed value. Without a `SourceSystem`-like column, the
-/// source is the file name.
+/// [`Indicator::for_key`] from the trimmed value. Without a `SourceSystem`-like column the
+/// source stays empty ([`super::load_files`] fills in the file name).
 ///
 /// # Errors
 /// When the file has no header, a column named in `opts` is missing (the message lists the
@@ -122,9 +122,6 @@ pub fn parse(bytes: &[u8], opts: &IngestOptions, out: &mut Collector) -> Result<
         if let Err(detail) = apply_meta(&meta.cells(&headers, &record), &mut ind) {
             out.skip(loc, SkipReason::BadField, detail);
             continue;
-        }
-        if ind.source.is_empty() {
-            ind.source = out.file().to_string();
         }
         out.push(ind);
     }
@@ -213,7 +210,7 @@ mod tests {
         assert_eq!(first.description, "C2 server");
         assert_eq!(first.tags, "c2,botnet");
         assert_eq!(first.tlp, "TLP:AMBER");
-        assert_eq!(first.source, "feed.csv");
+        assert_eq!(first.source, "");
         assert_eq!(rows[1].kql_network_ip, "10.1.2.3/8");
         assert_eq!(rows[1].raw_value, "10.1.2.3/8");
         assert_eq!(rows[2].kql_domain_name, "Evil.Example");

@@ -389,6 +389,38 @@ pub fn ingest(
     Ok(format)
 }
 
+/// Reads, detects and parses indicator files, then applies [`finalize`]. Records with no
+/// source of their own get the file's name as their source.
+///
+/// # Errors
+/// [`crate::Error::Io`] when a file cannot be read, [`crate::Error::Ingest`] when one is not a
+/// recognizable format.
+pub fn load_files<P: AsRef<std::path::Path>>(
+    paths: &[P],
+    opts: &IngestOptions,
+) -> Result<(Vec<Indicator>, Report), crate::Error> {
+    let mut c = Collector::new();
+    for p in paths {
+        let p = p.as_ref();
+        let bytes = std::fs::read(p).map_err(|source| crate::Error::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        let name = p.display().to_string();
+        let first = c.records.len();
+        ingest(&bytes, &name, opts, &mut c)?;
+        let base = p
+            .file_name()
+            .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
+        for (ind, _) in &mut c.records[first..] {
+            if ind.source.is_empty() {
+                ind.source.clone_from(&base);
+            }
+        }
+    }
+    Ok(finalize(c, opts))
+}
+
 /// Applies the cross-record rules and returns the final records in input order:
 ///
 /// * STIX records ([`Origin::Stix`]): per `id`, only the records of the newest `modified`

@@ -1,0 +1,75 @@
+//! Argument definitions and dispatch. Every subcommand lives in its own file and returns an
+//! [`Outcome`]; this module turns it into an exit code and reports errors on stderr.
+
+mod compile;
+mod inspect;
+mod lookup;
+mod output;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// What a subcommand achieved, as grep reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success / something matched: exit 0.
+    Matched,
+    /// Ran fine but nothing matched: exit 1.
+    NoMatch,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "iocmatch",
+    version,
+    about = "Offline threat-intelligence matching: compile indicator feeds into one memory-mapped index, then hunt through logs.",
+    after_help = "Exit status: 0 = success or a match, 1 = no match, 2 = error (grep's convention).\nRun `iocmatch <command> --help` for the options of each command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile indicator files (STIX/TAXII, Sentinel exports, CSV, REST, plain lists) into an index.
+    Compile(compile::Args),
+    /// Show what an index holds: counts by kind, source and expiry state, build info, size.
+    Inspect(inspect::Args),
+    /// Look values up in an index and print every matching indicator.
+    Lookup(lookup::Args),
+    /// Check an index's checksum and every internal reference.
+    Verify(verify::Args),
+}
+
+/// Parses the command line, runs the subcommand and returns its exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Compile(a) => compile::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Lookup(a) => lookup::run(a),
+        Command::Verify(a) => verify::run(a),
+    };
+    match result {
+        Ok(Outcome::Matched) => ExitCode::SUCCESS,
+        Ok(Outcome::NoMatch) => ExitCode::from(1),
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iocmatch: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
