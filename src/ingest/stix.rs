@@ -46,7 +46,7 @@ pub fn parse(bytes: &[u8], out: &mut Collector) -> Result<(), String> {
 }
 
 /// NDJSON when the first non-blank line is a complete `{...}` and more lines follow.
-fn looks_like_ndjson(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_ndjson(bytes: &[u8]) -> bool {
     let mut lines = bytes
         .split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii)
@@ -114,7 +114,7 @@ fn apply(outcomes: Vec<Outcome>, out: &mut Collector) {
         out.begin_object();
         match o {
             Outcome::Skip(loc, reason, detail) => out.skip(loc, reason, detail),
-            Outcome::Revoked(ind) => out.push_revoked(ind),
+            Outcome::Revoked(ind) => out.push_revoked(*ind),
             Outcome::Keep(inds) => inds.into_iter().for_each(|i| out.push(i)),
         }
     }
@@ -123,7 +123,7 @@ fn apply(outcomes: Vec<Outcome>, out: &mut Collector) {
 /// What became of one indicator object.
 enum Outcome {
     Skip(Location, SkipReason, String),
-    Revoked(Indicator),
+    Revoked(Box<Indicator>),
     Keep(Vec<Indicator>),
 }
 
@@ -170,7 +170,7 @@ fn process(obj: StixObject, fallback: Location) -> Option<Outcome> {
     })
 }
 
-type Skip = (SkipReason, String);
+pub(crate) type Skip = (SkipReason, String);
 
 fn bad_field(e: String) -> Skip {
     (SkipReason::BadField, e)
@@ -188,12 +188,12 @@ fn indicator(obj: StixObject, id: Option<String>) -> Result<Outcome, Skip> {
                 .ok()
                 .flatten()
                 .or_else(|| obj.created.date("created").ok().flatten());
-            return Ok(Outcome::Revoked(Indicator {
+            return Ok(Outcome::Revoked(Box::new(Indicator {
                 id,
                 modified,
                 origin: Origin::Stix,
                 ..Indicator::default()
-            }));
+            })));
         }
         _ => return Err(bad_field("revoked is not a boolean".into())),
     }
@@ -487,7 +487,7 @@ impl StixObject {
 
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "snake_case")]
-enum Name {
+enum Prop {
     Type,
     Id,
     Pattern,
@@ -511,24 +511,24 @@ enum Name {
 }
 
 /// Stores one field of an object; returns false for names that are not object fields.
-fn set_field(obj: &mut StixObject, name: &Name, value: Field) -> bool {
+fn set_field(obj: &mut StixObject, name: &Prop, value: Field) -> bool {
     let slot = match name {
-        Name::Type => &mut obj.ty,
-        Name::Id => &mut obj.id,
-        Name::Pattern => &mut obj.pattern,
-        Name::PatternType => &mut obj.pattern_type,
-        Name::Name => &mut obj.name,
-        Name::Description => &mut obj.description,
-        Name::Confidence => &mut obj.confidence,
-        Name::ValidFrom => &mut obj.valid_from,
-        Name::ValidUntil => &mut obj.valid_until,
-        Name::Created => &mut obj.created,
-        Name::Modified => &mut obj.modified,
-        Name::CreatedByRef => &mut obj.created_by_ref,
-        Name::Revoked => &mut obj.revoked,
-        Name::Labels => &mut obj.labels,
-        Name::IndicatorTypes => &mut obj.indicator_types,
-        Name::Objects | Name::More | Name::Next | Name::Other => return false,
+        Prop::Type => &mut obj.ty,
+        Prop::Id => &mut obj.id,
+        Prop::Pattern => &mut obj.pattern,
+        Prop::PatternType => &mut obj.pattern_type,
+        Prop::Name => &mut obj.name,
+        Prop::Description => &mut obj.description,
+        Prop::Confidence => &mut obj.confidence,
+        Prop::ValidFrom => &mut obj.valid_from,
+        Prop::ValidUntil => &mut obj.valid_until,
+        Prop::Created => &mut obj.created,
+        Prop::Modified => &mut obj.modified,
+        Prop::CreatedByRef => &mut obj.created_by_ref,
+        Prop::Revoked => &mut obj.revoked,
+        Prop::Labels => &mut obj.labels,
+        Prop::IndicatorTypes => &mut obj.indicator_types,
+        Prop::Objects | Prop::More | Prop::Next | Prop::Other => return false,
     };
     *slot = value;
     true
@@ -545,8 +545,8 @@ impl<'de> Deserialize<'de> for StixObject {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StixObject, A::Error> {
                 let mut obj = StixObject::default();
-                while let Some(name) = map.next_key::<Name>()? {
-                    if matches!(name, Name::Objects | Name::More | Name::Next | Name::Other) {
+                while let Some(name) = map.next_key::<Prop>()? {
+                    if matches!(name, Prop::Objects | Prop::More | Prop::Next | Prop::Other) {
                         map.next_value::<IgnoredAny>()?;
                     } else {
                         let v = map.next_value::<Field>()?;
@@ -630,12 +630,12 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
         let mut envelope = false;
         let mut keys: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            let name = Name::deserialize(de::value::StrDeserializer::<A::Error>::new(&key))?;
+            let name = Prop::deserialize(de::value::StrDeserializer::<A::Error>::new(&key))?;
             if keys.len() < 8 {
                 keys.push(key);
             }
             match name {
-                Name::Objects => {
+                Prop::Objects => {
                     container = true;
                     map.next_value_seed(ObjectsSeed {
                         fallback: self.fallback,
@@ -643,11 +643,11 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                         element: &mut self.element,
                     })?;
                 }
-                Name::More | Name::Next => {
+                Prop::More | Prop::Next => {
                     envelope = true;
                     map.next_value::<IgnoredAny>()?;
                 }
-                Name::Other => {
+                Prop::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
                 _ => {
