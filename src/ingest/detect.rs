@@ -92,9 +92,26 @@ fn detect_json(bytes: &[u8]) -> Result<Format, String> {
     };
     let keys: Vec<String> = shape.keys.iter().map(|k| norm_header(k)).collect();
     let has = |k: &str| keys.iter().any(|x| x == k);
+    // STIX property names are lowercase; Log Analytics exports of the ThreatIntelIndicators
+    // table also carry `Type`, `Id` and `Created` columns, so compare case-sensitively here.
+    let raw = |k: &str| shape.keys.iter().any(|x| x == k);
+    let stix_table = [
+        "Pattern",
+        "ObservableKey",
+        "ObservableValue",
+        "IsActive",
+        "IsDeleted",
+        "ValidUntil",
+        "TenantId",
+    ]
+    .iter()
+    .any(|k| raw(k));
     if has("objects")
         || shape.type_value.as_deref() == Some("bundle")
-        || (has("type") && has("id") && (has("specversion") || has("pattern") || has("created")))
+        || (!stix_table
+            && raw("type")
+            && raw("id")
+            && (raw("spec_version") || raw("pattern") || raw("created")))
     {
         return Ok(Format::Stix);
     }
@@ -312,6 +329,12 @@ mod tests {
             Ok(Format::SentinelJson)
         );
         assert!(det(r#"{"hello":1}"#).is_err());
+        assert_eq!(
+            det(
+                r#"[{"TenantId":"t","Type":"ThreatIntelIndicators","Id":"indicator--1","Created":"2026-01-01","Pattern":"[ipv4-addr:value = '1.2.3.4']","IsActive":true}]"#
+            ),
+            Ok(Format::SentinelJson)
+        );
         assert_eq!(
             det(r#"{"tables":[{"name":"PrimaryResult","columns":[],"rows":[]}]}"#),
             Ok(Format::SentinelJson)

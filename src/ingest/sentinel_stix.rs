@@ -790,16 +790,14 @@ mod tests {
             assert_eq!(got, Ok(format), "{f}");
             assert_eq!(c.report().read, read, "{f}");
         }
-        // A real JSON export carries Log Analytics' `Type` column next to `Id` and `Created`,
-        // which `detect` currently takes for a STIX object; with the format given, the export
-        // is routed here by its columns.
+        // A real JSON export carries Log Analytics' `Type` column next to `Id` and `Created`;
+        // detection must still route it here by its table columns.
         let f = "threatintelindicators.json";
-        let opts = IngestOptions {
-            format: Some(Format::SentinelJson),
-            ..IngestOptions::default()
-        };
         let mut c = Collector::new();
-        assert_eq!(ingest(&data(f), f, &opts, &mut c), Ok(Format::SentinelJson));
+        assert_eq!(
+            ingest(&data(f), f, &IngestOptions::default(), &mut c),
+            Ok(Format::SentinelJson)
+        );
         assert_eq!(c.report().read, 6);
     }
 
