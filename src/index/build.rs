@@ -46,7 +46,8 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
                 .iter()
                 .any(|k| matches!(k, Key::Ip(n) if n.contains(&a)))
         });
-        if !ip_reachable {
+        // `""` is found through the record flags instead (see `Index::visit_kql_network_ip`).
+        if !ip_reachable && !ind.kql_network_ip.is_empty() {
             strs.add(TAG_RAW_NETWORK_IP, ind.kql_network_ip.as_bytes(), id);
         }
         let domain_reachable = normalize_domain(&ind.kql_domain_name).is_ok_and(|d| {
@@ -54,7 +55,7 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
                 .iter()
                 .any(|k| matches!(k, Key::Str(Kind::Domain, s) if *s == d))
         });
-        if !domain_reachable {
+        if !domain_reachable && !ind.kql_domain_name.is_empty() {
             strs.add(TAG_RAW_DOMAIN_NAME, ind.kql_domain_name.as_bytes(), id);
         }
     }
@@ -76,6 +77,12 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
         &ip.postings,
         &slots,
         &entries,
+        &ip.v4.lone_addrs,
+        &ip.v4.lone_ids,
+        &ip.v4.lone_l1,
+        &ip.v6.lone_addrs,
+        &ip.v6.lone_ids,
+        &ip.v6.lone_l1,
     ];
     let total: usize = HEADER_LEN + bodies.iter().map(|b| b.len() + 7).sum::<usize>();
     let mut out = vec![0u8; HEADER_LEN];
@@ -89,6 +96,8 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     out[48] = ip.v4.bitmap_bits;
     out[49] = ip.v4.l1_bits;
     out[50] = ip.v6.l1_bits;
+    out[51] = ip.v4.lone_l1_bits;
+    out[52] = ip.v6.lone_l1_bits;
     for (i, body) in bodies.iter().enumerate() {
         while out.len() % 8 != 0 {
             out.push(0);

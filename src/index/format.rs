@@ -55,10 +55,22 @@ pub enum Section {
     StrSlots,
     /// String-key entries: `tag u8`, `varint len`, key bytes, `varint n`, `n` × `u32` ids.
     StrEntries,
+    /// Lone IPv4 addresses (no enclosing or enclosed prefix), `u32` each, ascending.
+    V4LoneAddrs,
+    /// Their record ids, `u32` each.
+    V4LoneIds,
+    /// First-level table over them: `2^lone_l1_bits + 1` `u32` indices.
+    V4LoneL1,
+    /// Lone IPv6 addresses, 16 bytes (big-endian) each, ascending.
+    V6LoneAddrs,
+    /// Their record ids.
+    V6LoneIds,
+    /// First-level table over them.
+    V6LoneL1,
 }
 
 /// Number of sections.
-pub const SECTIONS: usize = 14;
+pub const SECTIONS: usize = 20;
 
 impl Section {
     /// All sections in table order.
@@ -77,6 +89,12 @@ impl Section {
         Section::Postings,
         Section::StrSlots,
         Section::StrEntries,
+        Section::V4LoneAddrs,
+        Section::V4LoneIds,
+        Section::V4LoneL1,
+        Section::V6LoneAddrs,
+        Section::V6LoneIds,
+        Section::V6LoneL1,
     ];
 }
 
@@ -98,6 +116,10 @@ pub struct Layout {
     pub v4_l1_bits: u8,
     /// log2 of the IPv6 first-level table size.
     pub v6_l1_bits: u8,
+    /// log2 of the lone IPv4 first-level table size.
+    pub v4_lone_l1_bits: u8,
+    /// log2 of the lone IPv6 first-level table size.
+    pub v6_lone_l1_bits: u8,
     /// `(offset, len)` of each section.
     pub sections: [(usize, usize); SECTIONS],
 }
@@ -191,7 +213,17 @@ impl Layout {
             ));
         }
         let (v4_bitmap_bits, v4_l1_bits, v6_l1_bits) = (b[48], b[49], b[50]);
-        if v4_bitmap_bits > 24 || v4_l1_bits > 24 || v6_l1_bits > 24 {
+        let (v4_lone_l1_bits, v6_lone_l1_bits) = (b[51], b[52]);
+        if [
+            v4_bitmap_bits,
+            v4_l1_bits,
+            v6_l1_bits,
+            v4_lone_l1_bits,
+            v6_lone_l1_bits,
+        ]
+        .iter()
+        .any(|&x| x > 24)
+        {
             return Err(Error::corrupt(48, "table size out of range"));
         }
         let mut sections = [(0usize, 0usize); SECTIONS];
@@ -219,6 +251,8 @@ impl Layout {
             v4_bitmap_bits,
             v4_l1_bits,
             v6_l1_bits,
+            v4_lone_l1_bits,
+            v6_lone_l1_bits,
             sections,
         };
         l.check_shapes()?;

@@ -17,7 +17,6 @@
 
 use super::format::u32_at;
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
 
 /// Interval value: no prefix covers the interval.
 pub const EMPTY: u32 = u32::MAX;
@@ -40,13 +39,22 @@ pub struct Family {
     pub bitmap: Vec<u8>,
     /// log2 of the bitmap's block count (0 = none).
     pub bitmap_bits: u8,
+    /// Lone addresses, ascending (duplicates adjacent), same encoding as `starts`.
+    pub lone_addrs: Vec<u8>,
+    /// The record id of each lone address.
+    pub lone_ids: Vec<u8>,
+    /// First-level table over the lone addresses: `2^lone_l1_bits + 1` indices.
+    pub lone_l1: Vec<u8>,
+    /// log2 of its size.
+    pub lone_l1_bits: u8,
 }
 
 /// Builds both families; node and posting arrays are shared.
 #[derive(Default)]
 pub struct IpBuilder {
-    v4: BTreeMap<(u128, u8), Vec<u32>>,
-    v6: BTreeMap<(u128, u8), Vec<u32>>,
+    /// `(network, prefix length, record)`, sorted at `finish`.
+    v4: Vec<(u128, u8, u32)>,
+    v6: Vec<(u128, u8, u32)>,
 }
 
 /// The output of [`IpBuilder::finish`].
@@ -69,16 +77,11 @@ impl IpBuilder {
     /// Adds a record under a prefix (host bits must be clear).
     pub fn add(&mut self, net: ipnet::IpNet, rec: u32) {
         match net {
-            ipnet::IpNet::V4(n) => self
-                .v4
-                .entry((u128::from(u32::from(n.network())), n.prefix_len()))
-                .or_default()
-                .push(rec),
-            ipnet::IpNet::V6(n) => self
-                .v6
-                .entry((u128::from(n.network()), n.prefix_len()))
-                .or_default()
-                .push(rec),
+            ipnet::IpNet::V4(n) => {
+                self.v4
+                    .push((u128::from(u32::from(n.network())), n.prefix_len(), rec))
+            }
+            ipnet::IpNet::V6(n) => self.v6.push((u128::from(n.network()), n.prefix_len(), rec)),
         }
     }
 
@@ -89,11 +92,12 @@ impl IpBuilder {
     pub fn finish(self) -> Result<IpSections> {
         let mut nodes = Vec::new();
         let mut postings = Vec::new();
-        let v4 = build_family(self.v4, 32, &mut nodes, &mut postings)?;
-        let v6 = build_family(self.v6, 128, &mut nodes, &mut postings)?;
-        let mut v4 = encode(v4, 32);
-        // ~16 blocks per interval keeps the bitmap sparse enough to reject most misses.
-        let n = v4.starts.len() / 4;
+        let (v4, lone4) = build_family(self.v4, 32, &mut nodes, &mut postings)?;
+        let (v6, lone6) = build_family(self.v6, 128, &mut nodes, &mut postings)?;
+        let mut v4 = encode(v4, lone4, 32);
+        // ~16 blocks per occupied interval or lone address keeps the bitmap sparse enough to
+        // reject most misses.
+        let n = v4.starts.len() / 4 + v4.lone_ids.len() / 4;
         let bits = if n <= 1 {
             0
         } else {
@@ -122,9 +126,13 @@ impl IpBuilder {
                     bm[(blk / 8) as usize] |= 1 << (blk % 8);
                 }
             }
+            for c in v4.lone_addrs.chunks_exact(4) {
+                let blk = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) >> shift;
+                bm[(blk / 8) as usize] |= 1 << (blk % 8);
+            }
             v4.bitmap = bm;
         }
-        let v6 = encode(v6, 128);
+        let v6 = encode(v6, lone6, 128);
         Ok(IpSections {
             v4,
             v6,
@@ -134,13 +142,15 @@ impl IpBuilder {
     }
 }
 
-/// Flattens one family into `(start, value)` intervals, appending its nodes and postings.
+/// Flattens one family into `(start, value)` intervals and `(address, record)` lone pairs,
+/// appending its nodes and postings.
+#[allow(clippy::type_complexity)]
 fn build_family(
-    prefixes: BTreeMap<(u128, u8), Vec<u32>>,
+    mut entries: Vec<(u128, u8, u32)>,
     width: u32,
     nodes: &mut Vec<u8>,
     postings: &mut Vec<u8>,
-) -> Result<Vec<(u128, u32)>> {
+) -> Result<(Vec<(u128, u32)>, Vec<(u128, u32)>)> {
     let host_mask = |len: u8| -> u128 {
         let host = width - u32::from(len);
         if host == 0 {
@@ -151,13 +161,18 @@ fn build_family(
             (1u128 << host) - 1
         }
     };
-    let list: Vec<((u128, u8), Vec<u32>)> = prefixes.into_iter().collect();
-    // Parents: the innermost earlier prefix still open. BTreeMap order is (start, len), so an
-    // enclosing prefix always comes before the prefixes it contains.
+    // (start, len) order puts an enclosing prefix before the prefixes it contains; ids stay in
+    // record order within a prefix.
+    entries.sort_unstable();
+    let mut list: Vec<((u128, u8), &[(u128, u8, u32)])> = Vec::new();
+    for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        list.push(((group[0].0, group[0].1), group));
+    }
+    // Parents: the innermost earlier prefix still open.
     let mut parent = vec![usize::MAX; list.len()];
     let mut has_child = vec![false; list.len()];
     let mut stack: Vec<usize> = Vec::new();
-    for (i, ((start, len), _)) in list.iter().enumerate() {
+    for (i, ((start, _), _)) in list.iter().enumerate() {
         while let Some(&top) = stack.last() {
             let (ts, tl) = list[top].0;
             if ts | host_mask(tl) < *start {
@@ -166,20 +181,32 @@ fn build_family(
                 break;
             }
         }
-        let _ = len;
         if let Some(&top) = stack.last() {
             parent[i] = top;
             has_child[top] = true;
         }
         stack.push(i);
     }
+    // Lone single addresses (no enclosing or enclosed prefix: most indicators) go to a plain
+    // sorted array, which costs 8 bytes per address instead of two intervals.
+    let mut lone: Vec<(u128, u32)> = Vec::new();
+    let mut is_lone = vec![false; list.len()];
+    for (i, ((start, len), ids)) in list.iter().enumerate() {
+        if u32::from(*len) == width && parent[i] == usize::MAX && !has_child[i] {
+            is_lone[i] = true;
+            lone.extend(ids.iter().map(|e| (*start, e.2)));
+        }
+    }
     // Materialize nodes, except lone single-record prefixes, which go straight into intervals.
     let too_large = || Error::TooLarge("more than 2^31 IP prefixes or postings".into());
     let mut value = vec![EMPTY; list.len()];
     let mut node_count = nodes.len() / 8;
     for (i, (_, ids)) in list.iter().enumerate() {
+        if is_lone[i] {
+            continue;
+        }
         if parent[i] == usize::MAX && !has_child[i] && ids.len() == 1 {
-            value[i] = TAG | ids[0];
+            value[i] = TAG | ids[0].2;
             continue;
         }
         let idx = u32::try_from(node_count)
@@ -194,15 +221,15 @@ fn build_family(
             value[parent[i]]
         };
         let post = if ids.len() == 1 {
-            TAG | ids[0]
+            TAG | ids[0].2
         } else {
             let off = u32::try_from(postings.len() / 4)
                 .ok()
                 .filter(|&n| n < TAG)
                 .ok_or_else(too_large)?;
             postings.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-            for id in ids {
-                postings.extend_from_slice(&id.to_le_bytes());
+            for e in *ids {
+                postings.extend_from_slice(&e.2.to_le_bytes());
             }
             off
         };
@@ -237,44 +264,74 @@ fn build_family(
             }
         };
     for (i, ((start, len), _)) in list.iter().enumerate() {
+        if is_lone[i] {
+            continue;
+        }
         close_until(&mut out, &mut open, Some(*start));
         open.push((start | host_mask(*len), value[i]));
         emit(&mut out, *start, value[i]);
     }
     close_until(&mut out, &mut open, None);
-    Ok(out)
+    Ok((out, lone))
 }
 
-fn encode(intervals: Vec<(u128, u32)>, width: u32) -> Family {
+fn put_addr(out: &mut Vec<u8>, a: u128, width: u32) {
+    if width == 32 {
+        out.extend_from_slice(&(a as u32).to_le_bytes());
+    } else {
+        out.extend_from_slice(&a.to_be_bytes());
+    }
+}
+
+/// A first-level table: entry `b` is `first(b)`, for `b` in `0..=2^bits`.
+fn l1_table(bits: u8, first: impl Fn(u128) -> usize, width: u32, last: usize) -> Vec<u8> {
+    let buckets = 1usize << bits;
+    let mut l1 = Vec::with_capacity((buckets + 1) * 4);
+    for b in 0..buckets {
+        let start = if bits == 0 {
+            0
+        } else {
+            (b as u128) << (width - u32::from(bits))
+        };
+        l1.extend_from_slice(&(first(start) as u32).to_le_bytes());
+    }
+    l1.extend_from_slice(&(last as u32).to_le_bytes());
+    l1
+}
+
+fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Family {
     let n = intervals.len();
     let mut starts = Vec::with_capacity(n * if width == 32 { 4 } else { 16 });
     let mut values = Vec::with_capacity(n * 4);
     for &(s, v) in &intervals {
-        if width == 32 {
-            starts.extend_from_slice(&(s as u32).to_le_bytes());
-        } else {
-            starts.extend_from_slice(&s.to_be_bytes());
-        }
+        put_addr(&mut starts, s, width);
         values.extend_from_slice(&v.to_le_bytes());
     }
-    // About 8 intervals per first-level bucket.
+    // About 8 intervals per first-level bucket; bucket b holds the interval containing its
+    // first address.
     let max_bits = if width == 32 { 20 } else { 16 };
     let l1_bits = log2_ceil(n).saturating_sub(3).min(max_bits) as u8;
-    let buckets = 1usize << l1_bits;
-    let mut l1 = Vec::with_capacity((buckets + 1) * 4);
-    let mut j = 0usize;
-    for b in 0..buckets {
-        let first = if l1_bits == 0 {
-            0
-        } else {
-            (b as u128) << (width - u32::from(l1_bits))
-        };
-        while j + 1 < n && intervals[j + 1].0 <= first {
-            j += 1;
-        }
-        l1.extend_from_slice(&(j as u32).to_le_bytes());
+    let l1 = l1_table(
+        l1_bits,
+        |a| intervals.partition_point(|iv| iv.0 <= a).saturating_sub(1),
+        width,
+        n - 1,
+    );
+    let m = lone.len();
+    let mut lone_addrs = Vec::with_capacity(m * if width == 32 { 4 } else { 16 });
+    let mut lone_ids = Vec::with_capacity(m * 4);
+    for &(a, id) in &lone {
+        put_addr(&mut lone_addrs, a, width);
+        lone_ids.extend_from_slice(&id.to_le_bytes());
     }
-    l1.extend_from_slice(&((n - 1) as u32).to_le_bytes());
+    // Bucket b holds the first lone address >= its first address.
+    let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
+    let lone_l1 = l1_table(
+        lone_l1_bits,
+        |a| lone.partition_point(|e| e.0 < a),
+        width,
+        m,
+    );
     Family {
         starts,
         values,
@@ -282,6 +339,10 @@ fn encode(intervals: Vec<(u128, u32)>, width: u32) -> Family {
         l1_bits,
         bitmap: Vec::new(),
         bitmap_bits: 0,
+        lone_addrs,
+        lone_ids,
+        lone_l1,
+        lone_l1_bits,
     }
 }
 
@@ -302,6 +363,14 @@ pub struct FamilyView<'a> {
     pub bitmap_bits: u8,
     /// File offset of `values`, for errors.
     pub values_at: usize,
+    /// Lone addresses.
+    pub lone_addrs: &'a [u8],
+    /// Their record ids.
+    pub lone_ids: &'a [u8],
+    /// First-level table over the lone addresses.
+    pub lone_l1: &'a [u8],
+    /// log2 of its size.
+    pub lone_l1_bits: u8,
 }
 
 impl FamilyView<'_> {
@@ -322,23 +391,90 @@ impl FamilyView<'_> {
         }
     }
 
-    /// The interval value covering an IPv4 address.
+    /// Whether the v4 occupancy bitmap rules `addr` out.
+    #[inline]
+    pub fn v4_absent(&self, addr: u32) -> bool {
+        if self.bitmap_bits == 0 {
+            return false;
+        }
+        let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
+        // The bitmap length matches `bitmap_bits` (checked at open).
+        self.bitmap
+            .get(blk / 8)
+            .is_none_or(|b| b & (1 << (blk % 8)) == 0)
+    }
+
+    /// The range of lone entries equal to `addr` (`width` = 4 or 16 bytes per address).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent table.
+    #[inline]
+    pub fn find_lone(&self, addr: u128, width: usize) -> Result<std::ops::Range<usize>> {
+        let n = self.lone_ids.len() / 4;
+        if n == 0 {
+            return Ok(0..0);
+        }
+        let bits = u32::from(self.lone_l1_bits);
+        let bucket = if bits == 0 {
+            0
+        } else {
+            (addr >> (width as u32 * 8 - bits)) as usize
+        };
+        let lo = u32_at(self.lone_l1, bucket * 4).map(|v| v as usize);
+        let hi = u32_at(self.lone_l1, bucket * 4 + 4).map(|v| v as usize);
+        let (mut lo, hi) = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi && hi <= n => (lo, hi),
+            _ => {
+                return Err(Error::corrupt(
+                    self.values_at,
+                    "lone first-level table entry out of range",
+                ))
+            }
+        };
+        let at = |i: usize| -> u128 {
+            let b = self
+                .lone_addrs
+                .get(i * width..(i + 1) * width)
+                .unwrap_or(&[]);
+            if width == 4 {
+                <[u8; 4]>::try_from(b).map_or(u128::MAX, |b| u128::from(u32::from_le_bytes(b)))
+            } else {
+                <[u8; 16]>::try_from(b).map_or(u128::MAX, u128::from_be_bytes)
+            }
+        };
+        // First i in [lo, hi) with at(i) >= addr.
+        let mut len = hi - lo;
+        while len > 0 {
+            let half = len / 2;
+            if at(lo + half) < addr {
+                lo += half + 1;
+                len -= half + 1;
+            } else {
+                len = half;
+            }
+        }
+        let mut end = lo;
+        while end < n && at(end) == addr {
+            end += 1;
+        }
+        Ok(lo..end)
+    }
+
+    /// The record id of lone entry `i`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when `i` is out of range.
+    pub fn lone_id(&self, i: usize) -> Result<u32> {
+        u32_at(self.lone_ids, i * 4)
+            .ok_or_else(|| Error::corrupt(self.values_at, "lone index out of range"))
+    }
+
+    /// The interval value covering an IPv4 address (the bitmap is checked by the caller).
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent table.
     #[inline]
     pub fn find_v4(&self, addr: u32) -> Result<u32> {
-        if self.bitmap_bits > 0 {
-            let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
-            // The bitmap length matches `bitmap_bits` (checked at open).
-            if self
-                .bitmap
-                .get(blk / 8)
-                .is_none_or(|b| b & (1 << (blk % 8)) == 0)
-            {
-                return Ok(EMPTY);
-            }
-        }
         let n = self.starts.len() / 4;
         let bucket = if self.l1_bits == 0 {
             0

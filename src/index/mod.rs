@@ -8,6 +8,7 @@
 //! walks every structure.
 
 mod build;
+mod fasthash;
 pub mod format;
 mod iptrie;
 mod records;
@@ -175,6 +176,10 @@ impl<S: AsRef<[u8]>> Index<S> {
             bitmap: self.sect(Section::V4Bitmap),
             bitmap_bits: self.layout.v4_bitmap_bits,
             values_at: self.at(Section::V4Values),
+            lone_addrs: self.sect(Section::V4LoneAddrs),
+            lone_ids: self.sect(Section::V4LoneIds),
+            lone_l1: self.sect(Section::V4LoneL1),
+            lone_l1_bits: self.layout.v4_lone_l1_bits,
         }
     }
 
@@ -187,6 +192,10 @@ impl<S: AsRef<[u8]>> Index<S> {
             bitmap: &[],
             bitmap_bits: 0,
             values_at: self.at(Section::V6Values),
+            lone_addrs: self.sect(Section::V6LoneAddrs),
+            lone_ids: self.sect(Section::V6LoneIds),
+            lone_l1: self.sect(Section::V6LoneL1),
+            lone_l1_bits: self.layout.v6_lone_l1_bits,
         }
     }
 
@@ -217,14 +226,27 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
     pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
-        let value = match addr {
-            IpAddr::V4(a) => self.v4().find_v4(u32::from(a))?,
+        let (fam, key, width) = match addr {
+            IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
             IpAddr::V6(a) => match canonical_v6(a) {
-                IpAddr::V4(a) => self.v4().find_v4(u32::from(a))?,
-                IpAddr::V6(a) => self.v6().find_v6(u128::from(a))?,
+                IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
+                IpAddr::V6(a) => (self.v6(), u128::from(a), 16),
             },
         };
+        let value = if width == 4 {
+            // Most lookups miss: one bit answers them.
+            if fam.v4_absent(key as u32) {
+                return Ok(());
+            }
+            fam.find_v4(key as u32)?
+        } else {
+            fam.find_v6(key)?
+        };
         if value == iptrie::EMPTY {
+            // A lone address is, by construction, outside every prefix interval.
+            for i in fam.find_lone(key, width)? {
+                f(self.checked(fam.lone_id(i)?)?)?;
+            }
             return Ok(());
         }
         let nodes = self.sect(Section::Nodes);
@@ -411,8 +433,11 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// equals `s` byte for byte (case-sensitive, untrimmed, empty included).
     ///
     /// Records whose raw string parses as an address are found through the IP structure and
-    /// compared by string; the rest (empty, invalid, CIDR text) sit in a raw-string table. The
-    /// index builder puts each record on exactly one of the two paths.
+    /// compared by string; the rest (invalid text, CIDR text) sit in a raw-string table; the
+    /// index builder puts each record on exactly one of the two paths. The empty string is
+    /// answered from a flag in each fixed record: a scan of all records, proportional to the
+    /// number of rows such an event joins anyway (callers that see many empty keys should cache
+    /// the answer).
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
@@ -421,6 +446,9 @@ impl<S: AsRef<[u8]>> Index<S> {
         s: &str,
         mut f: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
+        if s.is_empty() {
+            return self.visit_flagged(records::FLAG_KQL_IP_EMPTY, f);
+        }
         if let Some(a) = parse_ip_addr(s) {
             let mut hits: Vec<u32> = Vec::new();
             self.visit_ip(a, |id| {
@@ -454,6 +482,9 @@ impl<S: AsRef<[u8]>> Index<S> {
         s: &str,
         mut f: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
+        if s.is_empty() {
+            return self.visit_flagged(records::FLAG_KQL_DOMAIN_EMPTY, f);
+        }
         if let Ok(d) = normalize_domain(s) {
             let mut hits: Vec<u32> = Vec::new();
             self.visit_key(Kind::Domain, &d, |id| {
@@ -474,6 +505,16 @@ impl<S: AsRef<[u8]>> Index<S> {
             .iter()
         {
             f(self.checked(id)?)?;
+        }
+        Ok(())
+    }
+
+    fn visit_flagged(&self, flag: u8, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        let recs = self.sect(Section::Records);
+        for id in 0..self.layout.records {
+            if records::flags(recs, id).is_some_and(|fl| fl & flag != 0) {
+                f(id)?;
+            }
         }
         Ok(())
     }
@@ -501,17 +542,18 @@ impl<S: AsRef<[u8]>> Index<S> {
         let nodes = self.sect(Section::Nodes);
         let postings = self.sect(Section::Postings);
         for (fam, width) in [(self.v4(), 4usize), (self.v6(), 16usize)] {
+            let key = |b: &[u8]| -> u128 {
+                if width == 4 {
+                    u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                } else {
+                    b.iter().fold(0u128, |acc, &x| acc << 8 | u128::from(x))
+                }
+            };
+
             let n = fam.starts.len() / width;
             let mut prev: Option<&[u8]> = None;
             for i in 0..n {
                 let s = &fam.starts[i * width..(i + 1) * width];
-                let key = |b: &[u8]| -> u128 {
-                    if width == 4 {
-                        u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    } else {
-                        b.iter().fold(0u128, |acc, &x| acc << 8 | u128::from(x))
-                    }
-                };
                 if prev.is_some_and(|p| key(p) >= key(s)) || (i == 0 && key(s) != 0) {
                     return Err(Error::corrupt(
                         self.at(Section::V4Starts),
@@ -524,6 +566,25 @@ impl<S: AsRef<[u8]>> Index<S> {
                     self.checked(id).map(drop)
                 })?;
                 sum.ip_intervals += 1;
+            }
+            let m = fam.lone_ids.len() / 4;
+            for i in 0..m {
+                let a = &fam.lone_addrs[i * width..(i + 1) * width];
+                if i > 0 && key(&fam.lone_addrs[(i - 1) * width..i * width]) > key(a) {
+                    return Err(Error::corrupt(
+                        self.at(Section::V4LoneAddrs),
+                        "lone addresses not ascending",
+                    ));
+                }
+                self.checked(fam.lone_id(i)?)?;
+            }
+            for b in 0..=(1usize << fam.lone_l1_bits) {
+                if format::u32_at(fam.lone_l1, b * 4).is_none_or(|v| v as usize > m) {
+                    return Err(Error::corrupt(
+                        self.at(Section::V4LoneL1),
+                        "lone first-level table out of range",
+                    ));
+                }
             }
             for b in 0..(1usize << fam.l1_bits) {
                 let lo = format::u32_at(fam.l1, b * 4).unwrap_or(u32::MAX) as usize;

@@ -2,15 +2,18 @@
 //!
 //! A record is [`RECORD_SIZE`] bytes: `valid_from i64`, `expiration i64` (`i64::MIN` = null),
 //! `block u32`, `confidence u16` (hundredths; `0xFFFF` = null), `kind u8`, `flags u8`. So the
-//! expiry filter reads 24 bytes and no string. The strings of a record live in its *block*: a
-//! varint field count, then one varint offset per [`Field`] into the interned string pool, where
-//! each distinct string is stored once (`varint len` + UTF-8 bytes; offset 0 is `""`).
+//! expiry filter reads 24 bytes and no string. The strings of a record live in its *block*:
+//! `present u16` (bit `f` set when [`Field`] `f` is non-empty), `same u16` (bit `f` set when
+//! field `f` equals `RawValue`, the common case for the normalized value and the KQL columns),
+//! then one varint offset into the interned string pool for each present field not marked
+//! same, in field order. Each distinct string is stored once in the pool (`varint len` + UTF-8
+//! bytes).
 
+use super::fasthash::FastMap;
 use super::format::{put_varint, u32_at, u64_at, varint_at, RECORD_SIZE};
 use crate::error::{Error, Result};
 use crate::indicator::{Indicator, Kind, Origin};
 use crate::time::Timestamp;
-use std::collections::HashMap;
 
 /// The string fields of a record, in block order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,10 @@ const NULL_TIME: i64 = i64::MIN;
 const NULL_CONF: u16 = 0xFFFF;
 const FLAG_ACTIVE_KNOWN: u8 = 1;
 const FLAG_ACTIVE: u8 = 2;
+/// The raw `NetworkIP` is `""` (KQL's empty-joins-empty quirk scans for these).
+pub(crate) const FLAG_KQL_IP_EMPTY: u8 = 4;
+/// The raw `DomainName` is `""`.
+pub(crate) const FLAG_KQL_DOMAIN_EMPTY: u8 = 8;
 
 fn origin_code(o: Origin) -> u8 {
     match o {
@@ -80,7 +87,7 @@ pub struct RecordsBuilder {
     records: Vec<u8>,
     blocks: Vec<u8>,
     strings: Vec<u8>,
-    interned: HashMap<String, u64>,
+    interned: FastMap<String, u64>,
 }
 
 impl Default for RecordsBuilder {
@@ -89,7 +96,7 @@ impl Default for RecordsBuilder {
             records: Vec::new(),
             blocks: Vec::new(),
             strings: vec![0],
-            interned: HashMap::new(),
+            interned: FastMap::default(),
         }
     }
 }
@@ -137,16 +144,35 @@ impl RecordsBuilder {
             &ind.kql_domain_name,
             &modified,
         ];
-        let offs: Vec<u64> = fields.iter().map(|s| self.intern(s)).collect();
-        put_varint(&mut self.blocks, FIELDS as u64);
-        for o in offs {
-            put_varint(&mut self.blocks, o);
+        let raw = Field::RawValue as usize;
+        let (mut present, mut same) = (0u16, 0u16);
+        for (f, v) in fields.iter().enumerate() {
+            if !v.is_empty() {
+                present |= 1 << f;
+                if f != raw && *v == fields[raw] {
+                    same |= 1 << f;
+                }
+            }
+        }
+        self.blocks.extend_from_slice(&present.to_le_bytes());
+        self.blocks.extend_from_slice(&same.to_le_bytes());
+        for (f, v) in fields.iter().enumerate() {
+            if present & (1 << f) != 0 && same & (1 << f) == 0 {
+                let o = self.intern(v);
+                put_varint(&mut self.blocks, o);
+            }
         }
         let conf = match ind.confidence {
             Some(c) if c.is_finite() && (0.0..=655.34).contains(&c) => (c * 100.0).round() as u16,
             _ => NULL_CONF,
         };
         let mut flags = origin_code(ind.origin) << 4;
+        if ind.kql_network_ip.is_empty() {
+            flags |= FLAG_KQL_IP_EMPTY;
+        }
+        if ind.kql_domain_name.is_empty() {
+            flags |= FLAG_KQL_DOMAIN_EMPTY;
+        }
         if let Some(a) = ind.active {
             flags |= FLAG_ACTIVE_KNOWN | if a { FLAG_ACTIVE } else { 0 };
         }
@@ -227,6 +253,12 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
     })
 }
 
+/// The flags byte of record `i`.
+#[inline]
+pub(crate) fn flags(records: &[u8], i: u32) -> Option<u8> {
+    records.get(i as usize * RECORD_SIZE + 23).copied()
+}
+
 /// Reads the fixed fields' expiration only (the hot filter path).
 #[inline]
 pub(crate) fn expiration(records: &[u8], i: u32) -> Option<Option<Timestamp>> {
@@ -247,12 +279,20 @@ pub(crate) fn strings<'a>(
 ) -> Result<[&'a str; FIELDS]> {
     let bad =
         |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
-    let (n, mut p) = varint_at(blocks, block as usize).ok_or_else(|| bad("truncated"))?;
-    if n < FIELDS as u64 {
-        return Err(bad("too few fields"));
+    let b = block as usize;
+    let head = blocks.get(b..b + 4).ok_or_else(|| bad("truncated"))?;
+    let present = u16::from_le_bytes([head[0], head[1]]);
+    let same = u16::from_le_bytes([head[2], head[3]]);
+    let raw = Field::RawValue as usize;
+    if present >> FIELDS != 0 || same & !present != 0 || same & (1 << raw) != 0 {
+        return Err(bad("bad field bits"));
     }
+    let mut p = b + 4;
     let mut out = [""; FIELDS];
-    for slot in out.iter_mut() {
+    for (f, slot) in out.iter_mut().enumerate() {
+        if present & (1 << f) == 0 || same & (1 << f) != 0 {
+            continue;
+        }
         let (o, next) = varint_at(blocks, p).ok_or_else(|| bad("truncated"))?;
         p = next;
         let o = usize::try_from(o).map_err(|_| bad("string offset out of range"))?;
@@ -265,6 +305,14 @@ pub(crate) fn strings<'a>(
             .get(start..end)
             .ok_or_else(|| bad("string out of range"))?;
         *slot = std::str::from_utf8(bytes).map_err(|_| bad("string is not UTF-8"))?;
+    }
+    if same != 0 && out[raw].is_empty() {
+        return Err(bad("field marked equal to an empty raw value"));
+    }
+    for f in 0..FIELDS {
+        if same & (1 << f) != 0 {
+            out[f] = out[raw];
+        }
     }
     Ok(out)
 }

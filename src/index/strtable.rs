@@ -7,9 +7,9 @@
 //! multiply-shift reduction, so the table needs no power-of-two size and sits at a load factor
 //! of about 0.6; linear probing keeps a miss within one or two cache lines.
 
+use super::fasthash::FastMap;
 use super::format::{put_varint, u64_at, varint_at};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 
 /// Key tags. Kind tags (see [`crate::indicator::Kind`]) are below 0x20.
 pub const TAG_RAW_NETWORK_IP: u8 = 0x20;
@@ -49,7 +49,7 @@ fn slot_of(h: u64, n: usize) -> usize {
 #[derive(Default)]
 pub struct StrTableBuilder {
     /// Keyed by the tag byte followed by the key bytes.
-    map: HashMap<Vec<u8>, Vec<u32>>,
+    map: FastMap<Vec<u8>, Vec<u32>>,
     scratch: Vec<u8>,
 }
 
