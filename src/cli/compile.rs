@@ -57,6 +57,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         latest: a.latest,
     };
     let (records, report) = ingest::load_files(&a.files, &opts)?;
+    let parsed = start.elapsed();
     if !a.quiet {
         eprint!("{}", summary(&report, &records, a.show_problems));
     }
@@ -74,15 +75,20 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     let bytes = iocmatch::index::build(&records, a.build_time.unwrap_or_else(Timestamp::now))?;
+    let built = start.elapsed();
     iocmatch::index::write_atomic(&a.output, &bytes)
         .with_context(|| format!("writing {}", a.output.display()))?;
     if !a.quiet {
+        let total = start.elapsed();
         eprintln!(
-            "wrote {}: {} records, {} bytes, in {:.2} s",
+            "wrote {}: {} records, {} bytes, in {:.2} s (parse {:.2} s, build {:.2} s, write {:.2} s)",
             a.output.display(),
             records.len(),
             bytes.len(),
-            start.elapsed().as_secs_f64()
+            total.as_secs_f64(),
+            parsed.as_secs_f64(),
+            (built - parsed).as_secs_f64(),
+            (total - built).as_secs_f64()
         );
     }
     Ok(Outcome::Matched)

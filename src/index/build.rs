@@ -26,42 +26,35 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
         .ok_or_else(|| {
             Error::TooLarge(format!("{} records (at most 2^31 - 1)", indicators.len()))
         })?;
-    let mut recs = RecordsBuilder::default();
-    let mut ips = IpBuilder::default();
-    let mut strs = StrTableBuilder::default();
-    for (i, ind) in indicators.iter().enumerate() {
-        let id = i as u32;
-        recs.push(ind)?;
-        for key in &ind.keys {
-            match key {
-                Key::Ip(net) => ips.add(*net, id),
-                Key::Str(kind, s) => strs.add(kind.tag(), s.as_bytes(), id),
+    // Three independent passes over the records, run in parallel.
+    let (recs, (ip, strs)) = rayon::join(
+        || -> Result<_> {
+            let mut recs = RecordsBuilder::with_capacity(indicators.len());
+            for ind in indicators {
+                recs.push(ind)?;
             }
-        }
-        // KQL-exact keys that a normalized lookup followed by a raw-string comparison would not
-        // reach go into the raw table, and only those, so that the two paths of
-        // `Index::lookup_kql_network_ip` never report a record twice.
-        let ip_reachable = parse_ip_addr(&ind.kql_network_ip).is_some_and(|a| {
-            ind.keys
-                .iter()
-                .any(|k| matches!(k, Key::Ip(n) if n.contains(&a)))
-        });
-        // `""` is found through the record flags instead (see `Index::visit_kql_network_ip`).
-        if !ip_reachable && !ind.kql_network_ip.is_empty() {
-            strs.add(TAG_RAW_NETWORK_IP, ind.kql_network_ip.as_bytes(), id);
-        }
-        let domain_reachable = normalize_domain(&ind.kql_domain_name).is_ok_and(|d| {
-            ind.keys
-                .iter()
-                .any(|k| matches!(k, Key::Str(Kind::Domain, s) if *s == d))
-        });
-        if !domain_reachable && !ind.kql_domain_name.is_empty() {
-            strs.add(TAG_RAW_DOMAIN_NAME, ind.kql_domain_name.as_bytes(), id);
-        }
-    }
-    let (records, blocks, strings) = recs.finish();
-    let ip = ips.finish()?;
-    let (slots, entries) = strs.finish()?;
+            Ok(recs.finish())
+        },
+        || {
+            rayon::join(
+                || {
+                    let mut ips = IpBuilder::default();
+                    for (i, ind) in indicators.iter().enumerate() {
+                        for key in &ind.keys {
+                            if let Key::Ip(net) = key {
+                                ips.add(*net, i as u32);
+                            }
+                        }
+                    }
+                    ips.finish()
+                },
+                || string_keys(indicators).finish(),
+            )
+        },
+    );
+    let (records, blocks, strings) = recs?;
+    let ip = ip?;
+    let (slots, entries) = strs?;
     let bodies: [&[u8]; SECTIONS] = [
         &records,
         &blocks,
@@ -114,6 +107,39 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     out[CHECKSUM_AT..CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(Section::ALL.len(), SECTIONS);
     Ok(out)
+}
+
+/// The string-key table: normalized string keys, plus the KQL raw keys that no normalized
+/// lookup followed by a raw-string comparison would reach (and only those, so that the two
+/// paths of `Index::visit_kql_network_ip` never report a record twice). `""` is found through
+/// the record flags instead.
+fn string_keys(indicators: &[Indicator]) -> StrTableBuilder {
+    let mut strs = StrTableBuilder::default();
+    for (i, ind) in indicators.iter().enumerate() {
+        let id = i as u32;
+        for key in &ind.keys {
+            if let Key::Str(kind, s) = key {
+                strs.add(kind.tag(), s.as_bytes(), id);
+            }
+        }
+        let ip_reachable = parse_ip_addr(&ind.kql_network_ip).is_some_and(|a| {
+            ind.keys
+                .iter()
+                .any(|k| matches!(k, Key::Ip(n) if n.contains(&a)))
+        });
+        if !ip_reachable && !ind.kql_network_ip.is_empty() {
+            strs.add(TAG_RAW_NETWORK_IP, ind.kql_network_ip.as_bytes(), id);
+        }
+        let domain_reachable = normalize_domain(&ind.kql_domain_name).is_ok_and(|d| {
+            ind.keys
+                .iter()
+                .any(|k| matches!(k, Key::Str(Kind::Domain, s) if *s == d))
+        });
+        if !domain_reachable && !ind.kql_domain_name.is_empty() {
+            strs.add(TAG_RAW_DOMAIN_NAME, ind.kql_domain_name.as_bytes(), id);
+        }
+    }
+    strs
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to

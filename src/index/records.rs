@@ -82,37 +82,56 @@ fn origin_of(code: u8) -> Option<Origin> {
     })
 }
 
-/// Serializes records, blocks and the string pool.
-pub struct RecordsBuilder {
+/// Serializes records, blocks and the string pool. Strings are interned by reference into the
+/// indicators being compiled (`'a`), so interning allocates only for the few computed fields.
+pub struct RecordsBuilder<'a> {
     records: Vec<u8>,
     blocks: Vec<u8>,
     strings: Vec<u8>,
-    interned: FastMap<String, u64>,
+    interned: FastMap<&'a str, u64>,
+    interned_owned: FastMap<String, u64>,
 }
 
-impl Default for RecordsBuilder {
-    fn default() -> Self {
+impl<'a> RecordsBuilder<'a> {
+    /// A builder sized for `n` records.
+    pub fn with_capacity(n: usize) -> RecordsBuilder<'a> {
         RecordsBuilder {
-            records: Vec::new(),
-            blocks: Vec::new(),
+            records: Vec::with_capacity(n * RECORD_SIZE),
+            blocks: Vec::with_capacity(n * 8),
             strings: vec![0],
-            interned: FastMap::default(),
+            interned: FastMap::with_capacity_and_hasher(n, Default::default()),
+            interned_owned: FastMap::default(),
         }
     }
-}
 
-impl RecordsBuilder {
-    fn intern(&mut self, s: &str) -> u64 {
-        if s.is_empty() {
-            return 0;
-        }
-        if let Some(&o) = self.interned.get(s) {
-            return o;
-        }
+    fn add_string(&mut self, s: &str) -> u64 {
         let o = self.strings.len() as u64;
         put_varint(&mut self.strings, s.len() as u64);
         self.strings.extend_from_slice(s.as_bytes());
-        self.interned.insert(s.to_string(), o);
+        o
+    }
+
+    fn intern(&mut self, s: &'a str) -> u64 {
+        if let Some(&o) = self.interned.get(s) {
+            return o;
+        }
+        if let Some(&o) = self.interned_owned.get(s) {
+            return o;
+        }
+        let o = self.add_string(s);
+        self.interned.insert(s, o);
+        o
+    }
+
+    fn intern_owned(&mut self, s: &str) -> u64 {
+        if let Some(&o) = self.interned.get(s) {
+            return o;
+        }
+        if let Some(&o) = self.interned_owned.get(s) {
+            return o;
+        }
+        let o = self.add_string(s);
+        self.interned_owned.insert(s.to_string(), o);
         o
     }
 
@@ -120,30 +139,22 @@ impl RecordsBuilder {
     ///
     /// # Errors
     /// [`Error::TooLarge`] when the blocks exceed 4 GiB.
-    pub fn push(&mut self, ind: &Indicator) -> Result<()> {
+    pub fn push(&mut self, ind: &'a Indicator) -> Result<()> {
         let block = u32::try_from(self.blocks.len())
             .map_err(|_| Error::TooLarge("record string blocks exceed 4 GiB".into()))?;
-        let value = ind
-            .keys
-            .first()
-            .map(|k| k.value_string())
-            .unwrap_or_default();
+        // The two computed fields; a string key's value is borrowed as is.
+        let value: std::borrow::Cow<'a, str> = match ind.keys.first() {
+            Some(crate::indicator::Key::Str(_, s)) => s.as_str().into(),
+            Some(k) => k.value_string().into(),
+            None => "".into(),
+        };
         let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
-        let fields: [&str; FIELDS] = [
-            &value,
-            &ind.raw_value,
-            &ind.id,
-            &ind.name,
-            &ind.description,
-            &ind.threat_type,
-            &ind.tags,
-            &ind.source,
-            &ind.tlp,
-            &ind.created_by_ref,
-            &ind.kql_network_ip,
-            &ind.kql_domain_name,
-            &modified,
-        ];
+        let mut fields = [""; FIELDS];
+        fields[0] = &value;
+        for (f, slot) in fields.iter_mut().enumerate().take(FIELDS - 1).skip(1) {
+            *slot = borrowed_field(ind, f);
+        }
+        fields[FIELDS - 1] = &modified;
         let raw = Field::RawValue as usize;
         let (mut present, mut same) = (0u16, 0u16);
         for (f, v) in fields.iter().enumerate() {
@@ -156,9 +167,16 @@ impl RecordsBuilder {
         }
         self.blocks.extend_from_slice(&present.to_le_bytes());
         self.blocks.extend_from_slice(&same.to_le_bytes());
-        for (f, v) in fields.iter().enumerate() {
+        for f in 0..FIELDS {
             if present & (1 << f) != 0 && same & (1 << f) == 0 {
-                let o = self.intern(v);
+                let o = match f {
+                    0 => match &value {
+                        std::borrow::Cow::Borrowed(b) => self.intern(b),
+                        std::borrow::Cow::Owned(o) => self.intern_owned(o),
+                    },
+                    12 => self.intern_owned(&modified),
+                    _ => self.intern(borrowed_field(ind, f)),
+                };
                 put_varint(&mut self.blocks, o);
             }
         }
@@ -197,6 +215,24 @@ impl RecordsBuilder {
     /// `(records, blocks, strings)`.
     pub fn finish(self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         (self.records, self.blocks, self.strings)
+    }
+}
+
+/// Field `f` (1..=11) of an indicator, borrowed.
+fn borrowed_field(ind: &Indicator, f: usize) -> &str {
+    match f {
+        1 => &ind.raw_value,
+        2 => &ind.id,
+        3 => &ind.name,
+        4 => &ind.description,
+        5 => &ind.threat_type,
+        6 => &ind.tags,
+        7 => &ind.source,
+        8 => &ind.tlp,
+        9 => &ind.created_by_ref,
+        10 => &ind.kql_network_ip,
+        11 => &ind.kql_domain_name,
+        _ => "",
     }
 }
 
