@@ -1,0 +1,266 @@
+//! End-to-end tests of the `iocmatch` executable: real files in temporary directories, exit
+//! codes, and the messages a user sees. Expected values are computed by hand from the fixtures
+//! in `data/` (each assertion says which row it comes from).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run iocmatch")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn compile(dir: &Path, files: &[PathBuf], extra: &[&str]) -> (PathBuf, Output) {
+    let idx = dir.join("test.iocx");
+    let mut c = bin();
+    c.arg("compile").args(files).arg("-o").arg(&idx).args(extra);
+    (idx.clone(), c.output().unwrap())
+}
+
+#[test]
+fn compile_lookup_inspect_verify_on_the_bundled_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = [
+        "sentinel-legacy.csv",
+        "plain-list.txt",
+        "stix-bundle.json",
+        "realdata/stix/oasis_apt1.json",
+        "realdata/mstic_RapidReleaseTI_Indicators.csv",
+    ]
+    .iter()
+    .map(|f| data(f))
+    .collect();
+    let (idx, out) = compile(
+        dir.path(),
+        &files,
+        &["--build-time", "2026-01-01T00:00:00Z"],
+    );
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sentinel-legacy.csv: read as sentinel-csv"),
+        "{err}"
+    );
+    assert!(err.contains("oasis_apt1.json: read as stix"), "{err}");
+    assert!(
+        err.contains("mstic_RapidReleaseTI_Indicators.csv: read as csv"),
+        "{err}"
+    );
+    // sentinel-legacy.csv line 18 (row 15 spans two lines) has ExpirationDateTime 2024-13-45.
+    assert!(
+        err.contains("sentinel-legacy.csv: line 18: missing or invalid field"),
+        "{err}"
+    );
+    let idx_s = idx.to_str().unwrap();
+
+    // plain-list.txt: 203.0.113.0/24 contains 203.0.113.10, which sentinel-legacy.csv lists
+    // three times (indicator--a1, three TimeGenerated rows): 4 records.
+    let o = run(&["lookup", idx_s, "203.0.113.10", "--json"]);
+    let (stdout, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(
+        lines.iter().filter(|v| v["id"] == "indicator--a1").count(),
+        3
+    );
+    assert!(lines.iter().any(|v| v["value"] == "203.0.113.0/24"));
+    assert!(lines.iter().any(|v| v["confidence"] == 85.5));
+
+    // Uppercase IPv6 in the export (2001:DB8::BAD:1) is found by its canonical form.
+    let o = run(&["lookup", idx_s, "2001:db8::bad:1"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // apt1: [ipv4-addr:value = '223.166.0.0/15'] covers 223.167.1.1.
+    let o = run(&["lookup", idx_s, "223.167.1.1"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // Suffix semantics: a subdomain matches only with --subdomains, never a look-alike.
+    let o = run(&["lookup", idx_s, "cdn.evil-update.example"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(&["lookup", idx_s, "cdn.evil-update.example", "--subdomains"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(&["lookup", idx_s, "notevil-update.example", "--subdomains"]);
+    assert_eq!(o.status.code(), Some(1));
+    // A hash in upper case (plain-list.txt has it lower case).
+    let o = run(&["lookup", idx_s, "44D88612FEA8A8F36DE82E1278ABB02F"]);
+    assert_eq!(o.status.code(), Some(0));
+    // Several values: exit 0 when any matched.
+    let o = run(&["lookup", idx_s, "192.0.2.99", "CVE-2021-44228"]);
+    let (stdout, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout.contains("192.0.2.99: no match"));
+
+    let o = run(&["inspect", idx_s, "--json", "--now", "2024-05-01T00:00:00Z"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["build_time"], "2026-01-01T00:00:00Z");
+    assert!(v["by_kind"]["cidr4"].as_u64().unwrap() >= 5);
+
+    let o = run(&["verify", idx_s]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("OK"));
+}
+
+#[test]
+fn builds_are_byte_identical_with_a_fixed_build_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![
+        data("stix-bundle.json"),
+        data("rest-iocs.json"),
+        data("generic-feed.csv"),
+    ];
+    let (idx, o) = compile(dir.path(), &files, &["--build-time", "2026-01-01", "-q"]);
+    assert!(o.status.success());
+    let first = std::fs::read(&idx).unwrap();
+    let (idx, o) = compile(dir.path(), &files, &["--build-time", "2026-01-01", "-q"]);
+    assert!(o.status.success());
+    assert_eq!(first, std::fs::read(idx).unwrap());
+}
+
+#[test]
+fn latest_keeps_the_newest_row_and_drops_inactive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, o) = compile(dir.path(), &[data("sentinel-legacy.csv")], &["--latest"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let idx_s = idx.to_str().unwrap();
+    // indicator--a1: the 2024-03-09 row (confidence 85.5) is the newest of three.
+    let o = run(&["lookup", idx_s, "203.0.113.10", "--json"]);
+    let v: Vec<serde_json::Value> = text(&o)
+        .0
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["confidence"], 85.5);
+    // indicator--b2: the newest row (2024-03-10) has Active=false, so the domain is gone.
+    // Older versions dropped: two of indicator--a1, one of indicator--b2.
+    let o = run(&["lookup", idx_s, "evil-domain.example"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&compile(dir.path(), &[data("sentinel-legacy.csv")], &["--latest"]).1);
+    assert!(
+        err.contains("3 older versions") && err.contains("1 inactive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unrecognizable_or_empty_input_fails_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, br#"{"hello": "world"}"#).unwrap();
+    let (idx, o) = compile(dir.path(), &[junk.clone()], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err.contains("junk.json") && err.contains("not a recognizable indicator format"),
+        "{err}"
+    );
+    assert!(!idx.exists());
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "not an indicator\nalso not one!\n").unwrap();
+    let (_, o) = compile(dir.path(), &[bad], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no usable indicator"), "{err}");
+    assert!(err.contains("bad.txt: line 1"), "{err}");
+
+    let (_, o) = compile(dir.path(), &[dir.path().join("missing.csv")], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("missing.csv"));
+
+    let o = run(&["compile", "--format", "yaml", "x", "-o", "y"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("unknown format"));
+}
+
+#[test]
+fn corrupt_index_files_are_reported_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, o) = compile(dir.path(), &[data("plain-list.txt")], &["-q"]);
+    assert!(o.status.success());
+    let bytes = std::fs::read(&idx).unwrap();
+    let bad = dir.path().join("bad.iocx");
+
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    for cmd in ["inspect", "verify"] {
+        let o = run(&[cmd, bad.to_str().unwrap()]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            err.contains("bad.iocx") && err.contains("truncated"),
+            "{err}"
+        );
+    }
+    let o = run(&["lookup", bad.to_str().unwrap(), "1.2.3.4"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A flipped byte in the last section passes the header checks; verify catches it.
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x55;
+    std::fs::write(&bad, &flipped).unwrap();
+    let o = run(&["verify", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("checksum mismatch"), "{:?}", text(&o));
+
+    std::fs::write(&bad, b"definitely not an index").unwrap();
+    let o = run(&["inspect", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("not an iocmatch index"));
+}
+
+#[test]
+fn output_is_written_atomically_and_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("no-such-dir").join("x.iocx");
+    let o = bin()
+        .args(["compile", data("plain-list.txt").to_str().unwrap(), "-o"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no-such-dir"), "{:?}", text(&o));
+    // Replacing an index leaves no temporary files behind.
+    let (_, o) = compile(dir.path(), &[data("plain-list.txt")], &["-q"]);
+    assert!(o.status.success());
+    let (_, o) = compile(dir.path(), &[data("rest-iocs.json")], &["-q"]);
+    assert!(o.status.success());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["test.iocx".to_string()]);
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let (out, _) = text(&o);
+    for cmd in ["compile", "inspect", "lookup", "verify"] {
+        assert!(out.contains(cmd));
+    }
+    let o = run(&["lookup"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
