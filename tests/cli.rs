@@ -166,7 +166,7 @@ fn unrecognizable_or_empty_input_fails_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, br#"{"hello": "world"}"#).unwrap();
-    let (idx, o) = compile(dir.path(), &[junk.clone()], &[]);
+    let (idx, o) = compile(dir.path(), &[junk], &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(
