@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gen;
 pub mod index;
 pub mod indicator;
 pub mod ingest;
