@@ -25,7 +25,7 @@ mod tests;
 use crate::error::{Error, Result};
 use crate::indicator::{canonical_v6, normalize_domain, parse_ip_addr, Kind, Origin};
 use crate::time::Timestamp;
-use format::{Layout, Section, RECORD_SIZE};
+use format::{Layout, Section};
 use iptrie::FamilyView;
 use memmap2::Mmap;
 use std::net::IpAddr;
