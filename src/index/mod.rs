@@ -11,11 +11,13 @@ mod build;
 mod fasthash;
 pub mod format;
 mod iptrie;
+mod load;
 mod records;
 mod strtable;
 mod verify;
 
 pub use build::{build, write_atomic};
+pub use load::{load, IndexBytes};
 pub use records::{Field, Fixed, FIELDS};
 pub use strtable::Ids;
 
@@ -47,22 +49,7 @@ impl Index<Mmap> {
     /// [`Error::Io`] if the file cannot be opened or mapped; the header errors of
     /// [`Index::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<Index<Mmap>> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. The hazard of a mapped
-        // file is that another process truncates or rewrites it while mapped. iocmatch itself
-        // never modifies an index in place: `compile`, `sync` and `write_atomic` write a new
-        // file and rename it over the old one, which leaves existing maps of the old inode
-        // intact. Every read from the map is bounds-checked against the length taken here, so
-        // even a concurrent in-place rewrite by a foreign program yields wrong bytes (reported
-        // as corruption), never reads outside the mapping. Truncation by a foreign program
-        // could raise SIGBUS, as with every mmap-based reader; this is documented in the README.
-        #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let map = crate::mmap::map(path.as_ref())?;
         Index::from_bytes(map)
     }
 }
