@@ -152,7 +152,7 @@ fn scan_chunk<S: AsRef<[u8]>>(
         &p.reader,
         chunk,
         first_line,
-        &mut |line, fields| {
+        &mut |line, _, fields| {
             if out.error.is_none() {
                 if let Err(e) = m.record(
                     file,
@@ -166,7 +166,7 @@ fn scan_chunk<S: AsRef<[u8]>>(
                 }
             }
         },
-        &mut |line, why| skipped.push((line, why)),
+        &mut |line, _, why| skipped.push((line, why)),
     );
     // Reader rejections and matcher rejections, in line order.
     out.tally.skipped.extend(skipped);

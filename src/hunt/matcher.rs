@@ -10,7 +10,7 @@ use crate::time::Timestamp;
 
 /// Counters of one chunk.
 #[derive(Default)]
-pub(super) struct Tally {
+pub(crate) struct Tally {
     pub records: u64,
     pub null_times: u64,
     pub pairs_expired: u64,
@@ -32,7 +32,7 @@ fn plausible_domain(s: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || matches!(b, b',' | b'/' | b'"' | b'\\'))
 }
 
-pub(super) struct Matcher<'i, S: AsRef<[u8]>> {
+pub(crate) struct Matcher<'i, S: AsRef<[u8]>> {
     pub index: &'i Index<S>,
     pub opts: &'i HuntOptions,
 }
@@ -86,7 +86,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     }
 
     /// Matches one record. `cands` is scratch space.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         file: u32,
         line: u64,

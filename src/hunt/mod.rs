@@ -7,6 +7,7 @@
 //! Rendering is the caller's: a [`Match`] names the event's strings and the indicator record.
 
 mod driver;
+pub mod filter;
 mod matcher;
 
 pub use driver::{hunt, Progress};

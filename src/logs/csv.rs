@@ -154,8 +154,8 @@ pub(super) fn scan<'a>(
     cols: &Columns,
     b: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, Fields<'a>),
-    bad: &mut dyn FnMut(u64, Malformed),
+    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
 ) {
     // Column index -> logical slot, for the needed columns.
     let max_needed = cols.index.iter().flatten().copied().max();
@@ -216,8 +216,8 @@ pub(super) fn scan<'a>(
             broken = Some(Malformed::FieldCount);
         }
         match broken {
-            Some(why) => bad(line, why),
-            None => rec(line, fields),
+            Some(why) => bad(line, start..end.min(b.len()), why),
+            None => rec(line, start..end.min(b.len()), fields),
         }
         line += lines_in;
         pos = end;
@@ -251,7 +251,7 @@ mod tests {
             c,
             &text.as_bytes()[p.header_len..],
             2,
-            &mut |l, f| {
+            &mut |l, _, f| {
                 recs.push((
                     l,
                     f.iter()
@@ -259,7 +259,7 @@ mod tests {
                         .collect(),
                 ))
             },
-            &mut |l, w| bads.push((l, w)),
+            &mut |l, _, w| bads.push((l, w)),
         );
         (recs, bads)
     }
@@ -326,7 +326,7 @@ mod tests {
         let Reader::Csv(c) = &p.reader else { panic!() };
         let mut n = 0;
         let mut bads = Vec::new();
-        scan(c, &t[p.header_len..], 2, &mut |_, _| n += 1, &mut |l, w| {
+        scan(c, &t[p.header_len..], 2, &mut |_, _, _| n += 1, &mut |l, _, w| {
             bads.push((l, w))
         });
         assert_eq!((n, bads), (1, vec![(2, Malformed::Utf8)]));

@@ -358,8 +358,8 @@ pub(super) fn scan<'a>(
     paths: &Paths,
     b: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, Fields<'a>),
-    bad: &mut dyn FnMut(u64, super::Malformed),
+    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, super::Malformed),
 ) {
     let mut line = first_line;
     let mut pos = 0;
@@ -368,12 +368,12 @@ pub(super) fn scan<'a>(
         let l = b[pos..end].trim_ascii();
         if !l.is_empty() {
             if end - pos > MAX_RECORD {
-                bad(line, Malformed::TooLong);
+                bad(line, pos..end, Malformed::TooLong);
             } else {
                 let mut fields: Fields<'a> = Default::default();
                 match object(l, 0, paths, 0, 0xff, &mut fields) {
-                    Some(after) if ws(l, after) == l.len() => rec(line, fields),
-                    _ => bad(line, Malformed::Json),
+                    Some(after) if ws(l, after) == l.len() => rec(line, pos..end, fields),
+                    _ => bad(line, pos..end, Malformed::Json),
                 }
             }
         }
@@ -407,7 +407,7 @@ mod tests {
             paths,
             text.as_bytes(),
             1,
-            &mut |l, f| {
+            &mut |l, _, f| {
                 recs.push((
                     l,
                     f.iter()
@@ -415,7 +415,7 @@ mod tests {
                         .collect(),
                 ))
             },
-            &mut |l, w| bads.push((l, w)),
+            &mut |l, _, w| bads.push((l, w)),
         );
         (recs, bads)
     }
@@ -495,7 +495,7 @@ not json
         let mut seed = 7u64;
         let base = br#"{"a":"x\u12","b":[{"c":[1,2,{"d":"\\"}]}],"e":-1.5e3,"f":true}"#;
         for cut in 0..base.len() {
-            scan(paths, &base[..cut], 1, &mut |_, _| {}, &mut |_, _| {});
+            scan(paths, &base[..cut], 1, &mut |_, _, _| {}, &mut |_, _, _| {});
         }
         for _ in 0..2000 {
             let mut v = base.to_vec();
@@ -504,7 +504,7 @@ not json
             seed ^= seed << 17;
             let i = (seed % v.len() as u64) as usize;
             v[i] = (seed >> 32) as u8;
-            scan(paths, &v, 1, &mut |_, _| {}, &mut |_, _| {});
+            scan(paths, &v, 1, &mut |_, _, _| {}, &mut |_, _, _| {});
         }
     }
 }

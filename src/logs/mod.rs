@@ -184,13 +184,15 @@ pub fn prepare(
 }
 
 /// Scans a chunk of complete records. `first_line` is the 1-based line number of the chunk's
-/// first byte. Calls `rec(line, fields)` per record and `bad(line, why)` per malformed one.
+/// first byte. Calls `rec(line, span, fields)` per record and `bad(line, span, why)` per
+/// malformed one; `span` is the record's byte range in `chunk` (without its line end for
+/// line-based formats, with it for CSV).
 pub fn scan<'a>(
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, Fields<'a>),
-    bad: &mut dyn FnMut(u64, Malformed),
+    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
 ) {
     match reader {
         Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),

@@ -80,8 +80,8 @@ pub(super) fn scan<'a>(
     h: &Header,
     b: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, Fields<'a>),
-    bad: &mut dyn FnMut(u64, Malformed),
+    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
 ) {
     let mut line = first_line;
     let mut pos = 0;
@@ -91,7 +91,7 @@ pub(super) fn scan<'a>(
         let l = l.strip_suffix(b"\r").unwrap_or(l);
         if !l.is_empty() && !l.starts_with(b"#") {
             if l.len() > MAX_RECORD {
-                bad(line, Malformed::TooLong);
+                bad(line, pos..end, Malformed::TooLong);
             } else {
                 let mut fields: Fields<'a> = Default::default();
                 let mut broken = false;
@@ -118,9 +118,9 @@ pub(super) fn scan<'a>(
                     }
                 }
                 if broken {
-                    bad(line, Malformed::Utf8);
+                    bad(line, pos..end, Malformed::Utf8);
                 } else {
-                    rec(line, fields);
+                    rec(line, pos..end, fields);
                 }
             }
         }
@@ -152,8 +152,8 @@ mod tests {
             h,
             &t.as_bytes()[p.header_len..],
             8,
-            &mut |l, f| recs.push((l, f)),
-            &mut |_, _| panic!(),
+            &mut |l, _, f| recs.push((l, f)),
+            &mut |_, _, _| panic!(),
         );
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].0, 8);

@@ -1,0 +1,422 @@
+//! The pipeline filter: records in, matching records out unchanged, annotated with the
+//! indicators they matched (NDJSON: a `ti` array; CSV: appended `ti_*` columns; Zeek TSV:
+//! appended fields). The same join and semantics as [`super::hunt`], applied record by record
+//! in input order, with constant memory: the caller feeds bytes as they arrive and gets output
+//! bytes back.
+
+use super::matcher::{Matcher, Tally};
+use super::{HuntOptions, Match};
+use crate::error::{Error, Result};
+use crate::index::{Field, Index};
+use crate::logs::{self, input, LogFormat, Malformed, Prepared};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// Which records pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Matching records, annotated.
+    Matches,
+    /// Every record; matching ones annotated.
+    AnnotateAll,
+    /// Non-matching records, unchanged.
+    Invert,
+}
+
+/// What happens to a malformed record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Drop it (counted).
+    Skip,
+    /// Pass it through unchanged (counted).
+    Pass,
+    /// Stop with an error naming its line.
+    Fail,
+}
+
+/// Counts so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterStats {
+    /// Records read.
+    pub records: u64,
+    /// Records that matched at least one live indicator.
+    pub matched: u64,
+    /// Records written.
+    pub written: u64,
+    /// Malformed records by reason.
+    pub malformed: BTreeMap<Malformed, u64>,
+}
+
+/// A streaming filter over one input stream.
+pub struct Filter {
+    opts: HuntOptions,
+    mode: Mode,
+    on_error: OnError,
+    prepared: Option<(LogFormat, Prepared)>,
+    next_line: u64,
+    odd: bool,
+    stats: FilterStats,
+    name: String,
+}
+
+/// Bytes above which a batch is scanned in parallel chunks.
+const PARALLEL_MIN: usize = 1 << 20;
+
+impl Filter {
+    /// A filter for a stream called `name` (for messages).
+    pub fn new(opts: HuntOptions, mode: Mode, on_error: OnError, name: &str) -> Filter {
+        Filter {
+            opts,
+            mode,
+            on_error,
+            prepared: None,
+            next_line: 1,
+            odd: false,
+            stats: FilterStats::default(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &FilterStats {
+        &self.stats
+    }
+
+    /// Processes the complete records at the start of `data` (all of it when `eof`), appending
+    /// output to `out`; returns how many bytes were consumed (the caller keeps the rest and
+    /// calls again with more). The first call that sees the whole header writes it.
+    ///
+    /// # Errors
+    /// [`Error::Log`] for an unreadable header or, with [`OnError::Fail`], a malformed record;
+    /// [`Error::Corrupt`] for a corrupt index.
+    pub fn push<S: AsRef<[u8]> + Sync>(&mut self, index: &Index<S>, data: &[u8], eof: bool, out: &mut Vec<u8>) -> Result<usize> {
+        let mut consumed = 0;
+        if self.prepared.is_none() {
+            let Some(n) = self.header(data, eof, out)? else {
+                return Ok(0);
+            };
+            consumed = n;
+        }
+        let Some((format, p)) = &self.prepared else { return Ok(consumed) };
+        let rest = &data[consumed..];
+        let quoted = logs::quoted_newlines(&p.reader);
+        let end = if eof { rest.len() } else { input::last_boundary(rest, quoted, self.odd) };
+        if end == 0 {
+            return Ok(consumed);
+        }
+        let body = &rest[..end];
+        let m = Matcher { index, opts: &self.opts };
+        let chunks = if body.len() >= PARALLEL_MIN {
+            input::split(body, quoted, PARALLEL_MIN / 2)
+        } else {
+            vec![(0, body.len(), 0)]
+        };
+        let first = self.next_line;
+        let outs: Vec<Result<(Vec<u8>, Tally, u64, u64)>> = chunks
+            .par_iter()
+            .map(|&(a, b, l)| chunk(&m, p, *format, self.mode, self.on_error, &body[a..b], first + l, index))
+            .collect();
+        for o in outs {
+            let (bytes, tally, matched, written) = o.map_err(|e| match e {
+                Error::Log { message, .. } => Error::Log {
+                    file: self.name.clone(),
+                    message,
+                },
+                e => e,
+            })?;
+            out.extend_from_slice(&bytes);
+            // Every record is either matched-or-not (tally.records) or malformed (skipped).
+            self.stats.records += tally.records + tally.skipped.len() as u64;
+            self.stats.matched += matched;
+            self.stats.written += written;
+            for (_, why) in tally.skipped {
+                *self.stats.malformed.entry(why).or_insert(0) += 1;
+            }
+        }
+        self.next_line += memchr::memchr_iter(b'\n', body).count() as u64;
+        if quoted {
+            self.odd ^= input::parity(body);
+        }
+        Ok(consumed + end)
+    }
+
+    /// Reads the header once it is complete; returns the bytes it took.
+    fn header(&mut self, data: &[u8], eof: bool, out: &mut Vec<u8>) -> Result<Option<usize>> {
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let format = self.opts.input_format.unwrap_or_else(|| LogFormat::detect(data));
+        // The header must be whole: CSV one line, Zeek every leading `#` line plus one record
+        // line (or the end), NDJSON a first line to sample.
+        let complete = match format {
+            LogFormat::Csv | LogFormat::Ndjson => eof || memchr::memchr(b'\n', data).is_some(),
+            LogFormat::ZeekTsv => {
+                eof || data
+                    .split_inclusive(|&b| b == b'\n')
+                    .any(|l| !l.starts_with(b"#") && l.ends_with(b"\n"))
+            }
+        };
+        if !complete {
+            return Ok(None);
+        }
+        let mut cands = self.opts.query.default_candidates();
+        for (i, o) in self.opts.columns.iter().enumerate() {
+            if let Some(n) = o {
+                cands[i] = vec![n.clone()];
+            }
+        }
+        let p = logs::prepare(format, data, &cands).map_err(|m| Error::Log {
+            file: self.name.clone(),
+            message: format!("not a readable {format} stream: {m}"),
+        })?;
+        for &l in &self.opts.match_fields {
+            if p.schema.names[l as usize].is_none() {
+                let f = self.opts.query.field_name(l);
+                return Err(Error::Log {
+                    file: self.name.clone(),
+                    message: format!("no {f} field (found: {}); name it with --column {f}=NAME", p.columns.join(", ")),
+                });
+            }
+        }
+        let head = &data[..p.header_len.min(data.len())];
+        let annotate = self.mode != Mode::Invert;
+        match format {
+            LogFormat::Csv if annotate => {
+                let line = head.strip_suffix(b"\n").unwrap_or(head);
+                let (line, crlf) = match line.strip_suffix(b"\r") {
+                    Some(l) => (l, true),
+                    None => (line, false),
+                };
+                out.extend_from_slice(line);
+                for c in TI_COLUMNS {
+                    out.push(b',');
+                    out.extend_from_slice(c.as_bytes());
+                }
+                out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            }
+            LogFormat::ZeekTsv if annotate => {
+                for l in head.split_inclusive(|&b| b == b'\n') {
+                    let body = l.strip_suffix(b"\n").unwrap_or(l);
+                    out.extend_from_slice(body);
+                    if body.starts_with(b"#fields") || body.starts_with(b"#types") {
+                        for c in TI_COLUMNS {
+                            out.push(b'\t');
+                            out.extend_from_slice(if body.starts_with(b"#fields") { c.as_bytes() } else { b"string" });
+                        }
+                    }
+                    out.push(b'\n');
+                }
+            }
+            _ => out.extend_from_slice(head),
+        }
+        self.next_line = p.header_lines + 1;
+        let n = p.header_len.min(data.len());
+        self.prepared = Some((format, p));
+        Ok(Some(n))
+    }
+}
+
+/// The appended CSV / Zeek columns.
+pub const TI_COLUMNS: [&str; 9] = [
+    "ti_count",
+    "ti_value",
+    "ti_kind",
+    "ti_confidence",
+    "ti_threat_type",
+    "ti_description",
+    "ti_id",
+    "ti_expiration",
+    "ti_field",
+];
+
+/// Output and counts of one chunk, shared by the scan's two callbacks.
+struct ChunkState {
+    out: Vec<u8>,
+    tally: Tally,
+    matched: u64,
+    written: u64,
+    err: Option<Error>,
+}
+
+impl ChunkState {
+    /// A malformed record: dropped, passed unchanged, or the end, as `on_error` says.
+    fn malformed(&mut self, on_error: OnError, line: u64, raw: &[u8], why: Malformed) {
+        self.tally.skipped.push((line, why));
+        match on_error {
+            OnError::Skip => {}
+            OnError::Pass => {
+                self.out.extend_from_slice(trim_end(raw));
+                self.out.push(b'\n');
+                self.written += 1;
+            }
+            OnError::Fail => {
+                if self.err.is_none() {
+                    self.err = Some(Error::Log {
+                        file: String::new(),
+                        message: format!("line {line}: {why} (--on-error fail)"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chunk<S: AsRef<[u8]>>(
+    m: &Matcher<'_, S>,
+    p: &Prepared,
+    format: LogFormat,
+    mode: Mode,
+    on_error: OnError,
+    b: &[u8],
+    first_line: u64,
+    index: &Index<S>,
+) -> Result<(Vec<u8>, Tally, u64, u64)> {
+    let st = std::cell::RefCell::new(ChunkState {
+        out: Vec::with_capacity(if mode == Mode::Matches { 1024 } else { b.len() + b.len() / 8 }),
+        tally: Tally::default(),
+        matched: 0,
+        written: 0,
+        err: None,
+    });
+    let mut matches: Vec<Match> = Vec::new();
+    let mut cands = Vec::new();
+    logs::scan(
+        &p.reader,
+        b,
+        first_line,
+        &mut |line, span, fields| {
+            let mut s = st.borrow_mut();
+            let s = &mut *s;
+            if s.err.is_some() {
+                return;
+            }
+            matches.clear();
+            let before = s.tally.skipped.len();
+            if let Err(e) = m.record(0, line, &fields, &mut cands, &mut matches, &mut s.tally) {
+                s.err = Some(e);
+                return;
+            }
+            let raw = b.get(span).unwrap_or(&[]);
+            if s.tally.skipped.len() > before {
+                // Normalized mode rejected the key or time: malformed for the filter too.
+                if let Some((l, why)) = s.tally.skipped.pop() {
+                    s.tally.records -= 1;
+                    s.malformed(on_error, l, raw, why);
+                }
+                return;
+            }
+            let rec = trim_end(raw);
+            let hit = !matches.is_empty();
+            s.matched += u64::from(hit);
+            let pass = match mode {
+                Mode::Matches => hit,
+                Mode::AnnotateAll => true,
+                Mode::Invert => !hit,
+            };
+            if !pass {
+                return;
+            }
+            s.written += 1;
+            if mode == Mode::Invert {
+                s.out.extend_from_slice(rec);
+                s.out.push(b'\n');
+                return;
+            }
+            if let Err(e) = annotate(&mut s.out, rec, format, &matches, index, m.opts.query) {
+                s.err = Some(e);
+            }
+        },
+        &mut |line, span, why| st.borrow_mut().malformed(on_error, line, b.get(span).unwrap_or(&[]), why),
+    );
+    let s = st.into_inner();
+    if let Some(e) = s.err {
+        return Err(e);
+    }
+    Ok((s.out, s.tally, s.matched, s.written))
+}
+
+fn trim_end(r: &[u8]) -> &[u8] {
+    let r = r.strip_suffix(b"\n").unwrap_or(r);
+    r.strip_suffix(b"\r").unwrap_or(r)
+}
+
+fn annotate<S: AsRef<[u8]>>(out: &mut Vec<u8>, rec: &[u8], format: LogFormat, ms: &[Match], index: &Index<S>, q: super::Query) -> Result<()> {
+    let mut cols: [Vec<String>; 9] = Default::default();
+    let mut objs = Vec::with_capacity(ms.len());
+    for mt in ms {
+        let r = index.record(mt.record)?;
+        let conf = r.confidence().map(|c| if c.fract() == 0.0 { format!("{c:.0}") } else { c.to_string() }).unwrap_or_default();
+        let exp = r.expiration().map(|t| t.to_string()).unwrap_or_default();
+        let field = q.field_name(mt.matched);
+        let vals = [
+            r.value().to_string(),
+            r.kind().name().to_string(),
+            conf.clone(),
+            r.field(Field::ThreatType).to_string(),
+            r.field(Field::Description).to_string(),
+            r.field(Field::Id).to_string(),
+            exp.clone(),
+            field.to_string(),
+        ];
+        for (i, v) in vals.iter().enumerate() {
+            cols[i + 1].push(v.clone());
+        }
+        if format == LogFormat::Ndjson {
+            let mut o = serde_json::Map::new();
+            o.insert("value".into(), r.value().into());
+            o.insert("kind".into(), r.kind().name().into());
+            o.insert("confidence".into(), r.confidence().into());
+            o.insert("threat_type".into(), r.field(Field::ThreatType).into());
+            o.insert("description".into(), r.field(Field::Description).into());
+            o.insert("id".into(), r.field(Field::Id).into());
+            o.insert("expiration".into(), r.expiration().map(|t| t.to_string()).into());
+            o.insert("field".into(), field.into());
+            objs.push(serde_json::Value::Object(o));
+        }
+    }
+    match format {
+        LogFormat::Ndjson => {
+            let ti = serde_json::to_string(&objs).unwrap_or_else(|_| "[]".into());
+            let close = rec.iter().rposition(|&c| c == b'}').unwrap_or(rec.len());
+            let open = rec.iter().position(|&c| c == b'{').unwrap_or(0);
+            let empty = rec.get(open + 1..close).is_none_or(|inner| inner.trim_ascii().is_empty());
+            out.extend_from_slice(&rec[..close]);
+            if !empty {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"ti\":");
+            out.extend_from_slice(ti.as_bytes());
+            out.extend_from_slice(rec.get(close..).unwrap_or(b"}"));
+        }
+        LogFormat::Csv => {
+            out.extend_from_slice(rec);
+            cols[0].push(ms.len().to_string());
+            for c in &cols {
+                out.push(b',');
+                csv_cell(out, &c.join("|"));
+            }
+        }
+        LogFormat::ZeekTsv => {
+            out.extend_from_slice(rec);
+            cols[0].push(ms.len().to_string());
+            for c in &cols {
+                out.push(b'\t');
+                let v = c.join(",").replace(['\t', '\n'], " ");
+                out.extend_from_slice(if v.is_empty() { b"-" } else { v.as_bytes() });
+            }
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+fn csv_cell(out: &mut Vec<u8>, v: &str) {
+    if v.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(v.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(v.as_bytes());
+    }
+}
