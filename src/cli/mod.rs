@@ -2,6 +2,7 @@
 //! [`Outcome`]; this module turns it into an exit code and reports errors on stderr.
 
 mod compile;
+mod filter;
 mod gen;
 mod hunt;
 mod inspect;
@@ -43,6 +44,8 @@ enum Command {
     Lookup(lookup::Args),
     /// Hunt: the Sentinel NetworkConnection / DnsEvents joins over log files.
     Hunt(hunt::Args),
+    /// A pipeline stage: records on stdin, matching records (annotated) on stdout.
+    Filter(filter::Args),
     /// Write a deterministic test corpus (indicators and logs) for benchmarks.
     Gen(gen::Args),
     /// Check an index's checksum and every internal reference.
@@ -70,6 +73,7 @@ pub fn run() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Hunt(a) => hunt::run(a),
         Command::Gen(a) => gen::run(a),
+        Command::Filter(a) => filter::run(a),
     };
     match result {
         Ok(Outcome::Matched) => ExitCode::SUCCESS,

@@ -77,6 +77,11 @@ impl Filter {
         }
     }
 
+    /// Moves `now()` (a long-running stage without a fixed `--now` follows the clock).
+    pub fn set_now(&mut self, now: crate::time::Timestamp) {
+        self.opts.now = now;
+    }
+
     /// The counts so far.
     pub fn stats(&self) -> &FilterStats {
         &self.stats

@@ -544,9 +544,13 @@ impl<'a> Record<'a> {
         self.fixed.kind
     }
 
-    /// Confidence (0-100).
+    /// Confidence (`ConfidenceScore`, a real; STIX 0-100).
     pub fn confidence(&self) -> Option<f64> {
-        self.fixed.confidence
+        if self.fixed.confidence_in_block {
+            self.field(Field::Confidence).parse().ok()
+        } else {
+            self.fixed.confidence
+        }
     }
 
     /// `valid_from`.

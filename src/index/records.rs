@@ -1,7 +1,8 @@
 //! Fixed-size indicator records and their strings.
 //!
 //! A record is [`RECORD_SIZE`] bytes: `valid_from i64`, `expiration i64` (`i64::MIN` = null),
-//! `block u32`, `confidence u16` (hundredths; `0xFFFF` = null), `kind u8`, `flags u8`. So the
+//! `block u32`, `confidence u16` (exact hundredths; `0xFFFE` = in the strings, `0xFFFF` =
+//! null), `kind u8`, `flags u8`. So the
 //! expiry filter reads 24 bytes and no string. The strings of a record live in its *block*:
 //! `present u16` (bit `f` set when [`Field`] `f` is non-empty), `same u16` (bit `f` set when
 //! field `f` equals `RawValue`, the common case for the normalized value and the KQL columns),
@@ -45,13 +46,18 @@ pub enum Field {
     KqlDomainName,
     /// `modified` / `TimeGenerated`, ISO 8601.
     Modified,
+    /// A confidence that hundredths in the fixed record cannot hold exactly (`33.333`, `-1`,
+    /// `1000`), as the shortest decimal that reads back as the same `f64`.
+    Confidence,
 }
 
 /// Number of string fields a version-1 block holds.
-pub const FIELDS: usize = 13;
+pub const FIELDS: usize = 14;
 
 const NULL_TIME: i64 = i64::MIN;
 const NULL_CONF: u16 = 0xFFFF;
+/// The confidence is in the string block ([`Field::Confidence`]).
+const CONF_IN_BLOCK: u16 = 0xFFFE;
 const FLAG_ACTIVE_KNOWN: u8 = 1;
 const FLAG_ACTIVE: u8 = 2;
 /// The raw `NetworkIP` is `""` (KQL's empty-joins-empty quirk scans for these).
@@ -149,12 +155,24 @@ impl<'a> RecordsBuilder<'a> {
             None => "".into(),
         };
         let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
+        let conf = match ind.confidence {
+            Some(c) if c.is_finite() && (0.0..=655.33).contains(&c) && (c * 100.0).round() / 100.0 == c => {
+                (c * 100.0).round() as u16
+            }
+            Some(c) if c.is_finite() => CONF_IN_BLOCK,
+            _ => NULL_CONF,
+        };
+        let conf_text = match ind.confidence {
+            Some(c) if conf == CONF_IN_BLOCK => c.to_string(),
+            _ => String::new(),
+        };
         let mut fields = [""; FIELDS];
-        fields[0] = &value;
-        for (f, slot) in fields.iter_mut().enumerate().take(FIELDS - 1).skip(1) {
+        fields[Field::Value as usize] = &value;
+        for (f, slot) in fields.iter_mut().enumerate().take(Field::Modified as usize).skip(1) {
             *slot = borrowed_field(ind, f);
         }
-        fields[FIELDS - 1] = &modified;
+        fields[Field::Modified as usize] = &modified;
+        fields[Field::Confidence as usize] = &conf_text;
         let raw = Field::RawValue as usize;
         let (mut present, mut same) = (0u16, 0u16);
         for (f, v) in fields.iter().enumerate() {
@@ -175,15 +193,12 @@ impl<'a> RecordsBuilder<'a> {
                         std::borrow::Cow::Owned(o) => self.intern_owned(o),
                     },
                     12 => self.intern_owned(&modified),
+                    13 => self.intern_owned(&conf_text),
                     _ => self.intern(borrowed_field(ind, f)),
                 };
                 put_varint(&mut self.blocks, o);
             }
         }
-        let conf = match ind.confidence {
-            Some(c) if c.is_finite() && (0.0..=655.34).contains(&c) => (c * 100.0).round() as u16,
-            _ => NULL_CONF,
-        };
         let mut flags = origin_code(ind.origin) << 4;
         if ind.kql_network_ip.is_empty() {
             flags |= FLAG_KQL_IP_EMPTY;
@@ -245,6 +260,8 @@ pub struct Fixed {
     pub expiration: Option<Timestamp>,
     /// Confidence 0-100 (two decimals kept).
     pub confidence: Option<f64>,
+    /// The confidence is not in `confidence` but in the record's strings.
+    pub confidence_in_block: bool,
     /// The kind of the record's first key.
     pub kind: Kind,
     /// `Active` when the source had it.
@@ -281,7 +298,8 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
     Ok(Fixed {
         valid_from,
         expiration,
-        confidence: (conf != NULL_CONF).then(|| f64::from(conf) / 100.0),
+        confidence: (conf < CONF_IN_BLOCK).then(|| f64::from(conf) / 100.0),
+        confidence_in_block: conf == CONF_IN_BLOCK,
         kind,
         active: (flags & FLAG_ACTIVE_KNOWN != 0).then_some(flags & FLAG_ACTIVE != 0),
         origin,

@@ -407,3 +407,19 @@ fn index_is_send_and_sync() {
     assert_send_sync::<Index<memmap2::Mmap>>();
     assert_send_sync::<Record<'static>>();
 }
+
+#[test]
+fn confidence_is_kept_exactly() {
+    let inds: Vec<Indicator> = [Some(85.5), Some(33.333), Some(-1.0), Some(1000.0), Some(0.125), Some(100.0), None, Some(0.07)]
+        .into_iter()
+        .map(|c| {
+            let mut i = ip_ind("1.2.3.4");
+            i.confidence = c;
+            i
+        })
+        .collect();
+    let idx = build_index(&inds);
+    let got: Vec<Option<f64>> = (0..inds.len() as u32).map(|i| idx.record(i).unwrap().confidence()).collect();
+    let want: Vec<Option<f64>> = inds.iter().map(|i| i.confidence).collect();
+    assert_eq!(got, want);
+}

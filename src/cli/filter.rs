@@ -1,0 +1,301 @@
+//! `iocmatch filter network|dns`: a pipeline stage. Records in on stdin, matching records out on
+//! stdout, annotated; constant memory; flushes whenever the input pauses; reloads the index
+//! when its file is replaced or on SIGHUP; a summary on stderr at the end or on SIGTERM.
+
+use super::output::parse_time_arg;
+use super::Outcome;
+use anyhow::{Context, Result};
+use iocmatch::hunt::filter::{Filter, FilterStats, Mode, OnError};
+use iocmatch::hunt::{Expiry, HuntOptions, Query, Semantics};
+use iocmatch::index::{Index, IndexBytes};
+use iocmatch::ingest::IngestOptions;
+use iocmatch::logs::{LogFormat, Logical};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Exit status: 0 when the stream was processed (whether or not anything matched: a pipeline
+stage, as Spark's pipe(checkCode=True) and supervisors expect), 2 on error. A closed stdout
+(broken pipe) ends quietly with 0.")]
+pub struct Args {
+    /// Which join: `network` (DestinationIP vs IP indicators) or `dns` (Name vs domains).
+    #[arg(value_name = "QUERY", value_parser = parse_query)]
+    query: Query,
+    /// The index file (opened read-only; reloaded when replaced), or indicator feeds.
+    #[arg(long, required = true, value_name = "INDEX")]
+    index: Vec<PathBuf>,
+    /// Input format instead of detection: ndjson, csv, zeek.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    input_format: Option<LogFormat>,
+    /// Pass every record, annotating the matching ones (enrichment).
+    #[arg(long, conflicts_with = "invert")]
+    annotate_all: bool,
+    /// Pass the records that do not match, unchanged.
+    #[arg(long)]
+    invert: bool,
+    /// Malformed records: skip (drop, counted), pass (unchanged, counted) or fail (exit 2).
+    #[arg(long, default_value = "skip", value_parser = ["skip", "pass", "fail"])]
+    on_error: String,
+    /// Flush after every record (default: whenever the input pauses).
+    #[arg(long)]
+    line_buffered: bool,
+    /// `normalized` or `kql` (see `iocmatch hunt --help`).
+    #[arg(long, default_value = "normalized", value_parser = parse_semantics)]
+    semantics: Semantics,
+    /// Normalized DNS: match parent domains too.
+    #[arg(long)]
+    subdomains: bool,
+    /// `now` or `at-event`.
+    #[arg(long, default_value = "now", value_parser = parse_expiry)]
+    expiry: Expiry,
+    /// The time `now()` stands for (default: the current time, re-read per batch).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    now: Option<iocmatch::time::Timestamp>,
+    /// Event fields to match (network `SourceIP,DestinationIP`; dns `Name,IPAddresses`).
+    #[arg(long = "match", value_name = "FIELDS", value_delimiter = ',')]
+    match_fields: Vec<String>,
+    /// Read a field from another column or key: `DestinationIP=dst_ip`. Repeatable.
+    #[arg(long, value_name = "FIELD=NAME")]
+    column: Vec<String>,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_query(s: &str) -> Result<Query, String> {
+    match s {
+        "network" => Ok(Query::Network),
+        "dns" => Ok(Query::Dns),
+        _ => Err(format!("unknown query {s:?}: `network` or `dns`")),
+    }
+}
+
+fn parse_semantics(s: &str) -> Result<Semantics, String> {
+    match s {
+        "kql" => Ok(Semantics::Kql),
+        "normalized" => Ok(Semantics::Normalized),
+        _ => Err(format!("unknown semantics {s:?}")),
+    }
+}
+
+fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    match s {
+        "now" => Ok(Expiry::Now),
+        "at-event" => Ok(Expiry::AtEvent),
+        _ => Err(format!("unknown expiry rule {s:?}")),
+    }
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}"))
+}
+
+/// The identity of the index file, to notice a replacement (rename) or rewrite.
+fn file_id(p: &std::path::Path) -> Option<(u64, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
+}
+
+fn load(paths: &[PathBuf]) -> Result<Index<IndexBytes>> {
+    let (idx, _) = iocmatch::index::load(paths, &IngestOptions::default()).with_context(|| {
+        format!(
+            "cannot load the index from {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    Ok(idx)
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let mut opts = HuntOptions::new(a.query);
+    opts.semantics = a.semantics;
+    opts.subdomains = a.subdomains;
+    opts.expiry = a.expiry;
+    opts.input_format = a.input_format;
+    if let Some(n) = a.now {
+        opts.now = n;
+    }
+    if !a.match_fields.is_empty() {
+        opts.match_fields = a
+            .match_fields
+            .iter()
+            .map(|f| {
+                a.query
+                    .logical(f.trim())
+                    .filter(|l| *l != Logical::Time && !(a.query == Query::Network && *l == Logical::Extra))
+                    .with_context(|| format!("--match {f}: not a matchable field of this query"))
+            })
+            .collect::<Result<_>>()?;
+    }
+    for c in &a.column {
+        let (field, name) = c.split_once('=').with_context(|| format!("--column {c}: expected FIELD=NAME"))?;
+        let l = a.query.logical(field.trim()).with_context(|| format!("--column {c}: unknown field {field}"))?;
+        opts.columns[l as usize] = Some(name.trim().to_string());
+    }
+    let mode = if a.annotate_all {
+        Mode::AnnotateAll
+    } else if a.invert {
+        Mode::Invert
+    } else {
+        Mode::Matches
+    };
+    let on_error = match a.on_error.as_str() {
+        "pass" => OnError::Pass,
+        "fail" => OnError::Fail,
+        _ => OnError::Skip,
+    };
+    let fixed_now = a.now.is_some();
+
+    let mut index = load(&a.index)?;
+    let watch = (a.index.len() == 1).then(|| a.index[0].clone());
+    let mut seen = watch.as_deref().and_then(file_id);
+
+    let hup = Arc::new(AtomicBool::new(false));
+    let term = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGHUP, &hup),
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGINT, &term),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).context("cannot install signal handlers")?;
+    }
+
+    // A reader thread turns stdin into chunks as they arrive, so the main loop can notice
+    // signals and index replacements while the input is idle.
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(8);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match stdin.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut filter = Filter::new(opts.clone(), mode, on_error, "<stdin>");
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut obuf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut last_check = Instant::now();
+    let mut eof = false;
+    let mut paused = false;
+    let result = (|| -> Result<()> {
+        loop {
+            if term.load(Ordering::Relaxed) {
+                break;
+            }
+            let reload_due = hup.swap(false, Ordering::Relaxed)
+                || (last_check.elapsed() > Duration::from_millis(500) && watch.as_deref().and_then(file_id) != seen);
+            if reload_due {
+                last_check = Instant::now();
+                if let Some(w) = &watch {
+                    match load(std::slice::from_ref(w)) {
+                        Ok(new) => {
+                            if !a.quiet {
+                                eprintln!(
+                                    "iocmatch: index {} reloaded: {} -> {} indicators",
+                                    w.display(),
+                                    index.len(),
+                                    new.len()
+                                );
+                            }
+                            index = new;
+                            seen = file_id(w);
+                        }
+                        Err(e) => {
+                            // Keep serving with the old index; say why.
+                            eprintln!("iocmatch: index reload failed, keeping the previous one: {e:#}");
+                            seen = file_id(w);
+                        }
+                    }
+                }
+            } else if last_check.elapsed() > Duration::from_millis(500) {
+                last_check = Instant::now();
+            }
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(chunk) => {
+                    pending.extend_from_slice(&chunk.context("reading stdin")?);
+                    // Take what else has arrived, up to a large batch, before working; if the
+                    // queue runs dry first, the input has paused and the output is flushed.
+                    paused = true;
+                    while pending.len() < (8 << 20) {
+                        match rx.try_recv() {
+                            Ok(c) => pending.extend_from_slice(&c.context("reading stdin")?),
+                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                                eof = true;
+                                break;
+                            }
+                        }
+                    }
+                    if pending.len() >= (8 << 20) {
+                        paused = false;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => eof = true,
+            }
+            if !fixed_now {
+                filter.set_now(iocmatch::time::Timestamp::now());
+            }
+            let used = filter.push(&index, &pending, eof, &mut obuf)?;
+            pending.drain(..used);
+            out.write_all(&obuf)?;
+            obuf.clear();
+            // The input paused (nothing more queued) or every record must go out now.
+            if a.line_buffered || paused || eof {
+                out.flush()?;
+            }
+            if eof {
+                break;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })();
+    let stats = filter.stats().clone();
+    match result {
+        Ok(()) => {}
+        Err(e) if super::output::is_broken_pipe(&e) => return Ok(Outcome::Matched),
+        Err(e) => {
+            if !a.quiet {
+                eprint!("{}", summary(&stats));
+            }
+            return Err(e);
+        }
+    }
+    if !a.quiet {
+        eprint!("{}", summary(&stats));
+    }
+    Ok(Outcome::Matched)
+}
+
+fn summary(s: &FilterStats) -> String {
+    let mut out = format!("iocmatch filter: {} records read, {} matched, {} written", s.records, s.matched, s.written);
+    let bad: u64 = s.malformed.values().sum();
+    if bad > 0 {
+        let reasons: Vec<String> = s.malformed.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        out.push_str(&format!(", {bad} malformed ({})", reasons.join(", ")));
+    }
+    out.push('\n');
+    out
+}
