@@ -7,6 +7,7 @@ mod hunt;
 mod inspect;
 mod lookup;
 mod output;
+mod sync;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     Gen(gen::Args),
     /// Check an index's checksum and every internal reference.
     Verify(verify::Args),
+    /// Pull indicators from a TAXII 2.1 server or a REST feed API into a fresh index.
+    Sync(sync::Args),
 }
 
 /// Parses the command line, runs the subcommand and returns its exit code.
@@ -70,6 +73,7 @@ pub fn run() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Hunt(a) => hunt::run(a),
         Command::Gen(a) => gen::run(a),
+        Command::Sync(a) => sync::run(a),
     };
     match result {
         Ok(Outcome::Matched) => ExitCode::SUCCESS,
