@@ -421,7 +421,7 @@ fn every_keeps_polling_through_a_failure_and_stops_on_sigterm() {
     }));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rest.iocx");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+    let child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
         .args([
             "sync",
             "rest",

@@ -389,7 +389,7 @@ fn first_pull_then_incremental_pull() {
     );
     for i in 1..=10 {
         let a = format!("203.0.113.{i}");
-        assert_eq!(ips(&out, &a), [a.clone()]);
+        assert_eq!(ips(&out, &a), [a]);
     }
     assert_eq!(ips(&out, "198.51.100.3"), ["198.51.100.3"]);
     assert!(ips(&out, "198.51.100.1").is_empty(), "older version");

@@ -248,7 +248,7 @@ fn with_slash(mut u: Url) -> Url {
 /// Lists the collections of the API root (for `--list-collections`).
 ///
 /// # Errors
-/// As [`pull`].
+/// [`SyncError`] as a pull: connection, HTTP status, malformed response.
 pub fn list_collections(
     src: &TaxiiSource,
     job: &Job,
