@@ -52,6 +52,7 @@ pub mod indicator;
 pub mod ingest;
 pub mod logs;
 mod mmap;
+pub mod sync;
 pub mod time;
 
 pub use error::{Error, Result};

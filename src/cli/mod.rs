@@ -8,6 +8,7 @@ mod hunt;
 mod inspect;
 mod lookup;
 mod output;
+mod sync;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,8 @@ enum Command {
     Gen(gen::Args),
     /// Check an index's checksum and every internal reference.
     Verify(verify::Args),
+    /// Pull indicators from a TAXII 2.1 server or a REST feed API into a fresh index.
+    Sync(sync::Args),
 }
 
 /// Parses the command line, runs the subcommand and returns its exit code.
@@ -74,6 +77,7 @@ pub fn run() -> ExitCode {
         Command::Hunt(a) => hunt::run(a),
         Command::Gen(a) => gen::run(a),
         Command::Filter(a) => filter::run(a),
+        Command::Sync(a) => sync::run(a),
     };
     match result {
         Ok(Outcome::Matched) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
 //! Hunting: the two Sentinel joins (NetworkConnection ⋈ NetworkIP, DnsEvents ⋈ DomainName)
-//! answered offline against an [`Index`], in KQL-exact or normalized semantics.
+//! answered offline against an [`Index`](crate::Index), in KQL-exact or normalized semantics.
 //!
 //! [`hunt`] reads log sources ([`crate::logs`]), matches every record on all cores and returns
 //! the matches sorted as the query sorts them (`TimeGenerated` descending, nulls last, ties in
