@@ -223,9 +223,13 @@ fn hunt_kql_agrees_with_duckdb_kql() {
                     q.name()
                 ));
             }
-            let ioc = hunt_stdout(q, "kql", &idx, &ds.now_text, files.logs(q));
-            for p in compare("duckdb-kql", &duck, "iocmatch", &ioc) {
-                problems.push(format!("{}: duckdb-kql vs iocmatch: {p}", q.name()));
+            match hunt_stdout(q, "kql", &idx, &ds.now_text, files.logs(q)) {
+                Ok(ioc) => {
+                    for p in compare("duckdb-kql", &duck, "iocmatch", &ioc) {
+                        problems.push(format!("{}: duckdb-kql vs iocmatch: {p}", q.name()));
+                    }
+                }
+                Err(e) => problems.push(e),
             }
         }
         if !problems.is_empty() {

@@ -774,17 +774,25 @@ pub fn hunt(q: Query, semantics: &str, idx: &Path, now: &str, logs: &[PathBuf]) 
         .expect("run iocmatch hunt")
 }
 
-/// The stdout of a hunt that must have succeeded (exit 0 = rows, 1 = none, grep's convention).
-pub fn hunt_stdout(q: Query, semantics: &str, idx: &Path, now: &str, logs: &[PathBuf]) -> String {
+/// The stdout of a hunt, or why it failed (exit 0 = rows, 1 = none, grep's convention; 2 =
+/// error).
+pub fn hunt_stdout(
+    q: Query,
+    semantics: &str,
+    idx: &Path,
+    now: &str,
+    logs: &[PathBuf],
+) -> Result<String, String> {
     let out = hunt(q, semantics, idx, now, logs);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "iocmatch hunt {} --semantics {semantics} failed ({:?}): {}",
-        q.name(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("hunt output is UTF-8")
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        return Err(format!(
+            "iocmatch hunt {} --semantics {semantics} failed ({:?}): {}",
+            q.name(),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("hunt output is not UTF-8: {e}"))
 }
 
 /// Rows of `got` missing from `want` and the reverse, as multisets (for messages).
