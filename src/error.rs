@@ -46,6 +46,14 @@ pub enum Error {
     /// The input is too large for the index format (for example more than 2^31 records).
     #[error("too large for the index format: {0}")]
     TooLarge(String),
+    /// A log file cannot be hunted (no key column, unreadable header, `--strict` stop).
+    #[error("{file}: {message}")]
+    Log {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A feed file could not be ingested.
     #[error(transparent)]
     Ingest(#[from] crate::ingest::IngestError),

@@ -45,9 +45,13 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gen;
+pub mod hunt;
 pub mod index;
 pub mod indicator;
 pub mod ingest;
+pub mod logs;
+mod mmap;
 pub mod time;
 
 pub use error::{Error, Result};

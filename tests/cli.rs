@@ -264,3 +264,116 @@ fn help_and_usage_errors() {
     let o = run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The README's "where they differ" table, row by row.
+#[test]
+fn kql_and_normalized_differ_as_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let ti = dir.path().join("ti.csv");
+    std::fs::write(
+        &ti,
+        "NetworkIP,DomainName,ConfidenceScore,Description,ThreatType,ExpirationDateTime\n\
+         1.2.3.4,,80,plain,C2,2026-12-01T00:00:00Z\n\
+         2001:DB8::1,,50,upper v6,C2,2026-12-01\n\
+         10.0.0.0/8,,40,cidr,Scan,2026-12-01\n\
+         ,evil.example,90,domain only,Phish,2026-12-01\n\
+         ,evil.com.,70,dotted,Phish,\n",
+    )
+    .unwrap();
+    let nc = dir.path().join("nc.csv");
+    std::fs::write(
+        &nc,
+        "TimeGenerated,SourceIP,DestinationIP\n\
+         2026-06-01T00:00:00Z,10.9.9.9,1.2.3.4\n\
+         2026-06-02T00:00:00Z,10.9.9.9,2001:db8::1\n\
+         2026-06-03T00:00:00Z,10.9.9.9,10.1.1.1\n\
+         2026-06-04T00:00:00Z,10.9.9.9,\n",
+    )
+    .unwrap();
+    let dns = dir.path().join("dns.csv");
+    std::fs::write(
+        &dns,
+        "TimeGenerated,ClientIP,Name\n2026-06-05T00:00:00Z,10.9.9.9,Evil.com\n",
+    )
+    .unwrap();
+    let hunt = |q: &str, sem: &str, log: &Path| -> (Option<i32>, String) {
+        let o = bin()
+            .args([
+                "hunt",
+                q,
+                "--semantics",
+                sem,
+                "--now",
+                "2026-06-01T00:00:00Z",
+                "-q",
+                "--index",
+            ])
+            .arg(&ti)
+            .arg(log)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let head = "TimeGenerated,SourceIP,DestinationIP,ConfidenceScore,Description\n";
+    // kql: 1.2.3.4 by string; the empty DestinationIP joins the two domain-only rows, of
+    // which the null expiration is dropped.
+    assert_eq!(
+        hunt("network", "kql", &nc),
+        (
+            Some(0),
+            format!("{head}2026-06-04T00:00:00Z,10.9.9.9,,90,domain only\n2026-06-01T00:00:00Z,10.9.9.9,1.2.3.4,80,plain\n")
+        )
+    );
+    // normalized: v6 canonical form and CIDR containment match; the empty key is skipped.
+    assert_eq!(
+        hunt("network", "normalized", &nc),
+        (
+            Some(0),
+            format!(
+                "{head}2026-06-03T00:00:00Z,10.9.9.9,10.1.1.1,40,cidr\n2026-06-02T00:00:00Z,10.9.9.9,2001:db8::1,50,upper v6\n\
+                 2026-06-01T00:00:00Z,10.9.9.9,1.2.3.4,80,plain\n"
+            )
+        )
+    );
+    let dhead = "TimeGenerated,ClientIP,Name,ConfidenceScore,ThreatType\n";
+    assert_eq!(hunt("dns", "kql", &dns), (Some(1), dhead.to_string()));
+    assert_eq!(
+        hunt("dns", "normalized", &dns),
+        (
+            Some(0),
+            format!("{dhead}2026-06-05T00:00:00Z,10.9.9.9,Evil.com,70,Phish\n")
+        )
+    );
+}
+
+#[test]
+fn the_readme_main_command_finds_matches() {
+    let mut c = bin();
+    c.args(["hunt", "network", "--now", "2024-05-01T00:00:00Z", "-q"]);
+    for f in [
+        "sentinel-legacy.csv",
+        "plain-list.txt",
+        "stix-bundle.json",
+        "realdata/stix/oasis_apt1.json",
+        "realdata/mstic_RapidReleaseTI_Indicators.csv",
+    ] {
+        c.arg("--index").arg(data(f));
+    }
+    let o = c
+        .arg(data("samples/NetworkConnection.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    // 203.0.113.10 (three sentinel rows + the plain /24), the apt1 /15 around 223.167.20.9,
+    // the uppercase IPv6 of sentinel-legacy.csv.
+    assert!(
+        out.contains("2024-04-28T08:05:00Z,10.0.4.22,223.167.20.9"),
+        "{out}"
+    );
+    assert!(out.contains("2001:DB8::BAD:1,80,IPv6 C2"), "{out}");
+    assert_eq!(out.matches(",203.0.113.10,").count(), 8, "{out}");
+}

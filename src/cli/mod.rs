@@ -2,6 +2,8 @@
 //! [`Outcome`]; this module turns it into an exit code and reports errors on stderr.
 
 mod compile;
+mod gen;
+mod hunt;
 mod inspect;
 mod lookup;
 mod output;
@@ -39,6 +41,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Look values up in an index and print every matching indicator.
     Lookup(lookup::Args),
+    /// Hunt: the Sentinel NetworkConnection / DnsEvents joins over log files.
+    Hunt(hunt::Args),
+    /// Write a deterministic test corpus (indicators and logs) for benchmarks.
+    Gen(gen::Args),
     /// Check an index's checksum and every internal reference.
     Verify(verify::Args),
 }
@@ -62,6 +68,8 @@ pub fn run() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Lookup(a) => lookup::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Hunt(a) => hunt::run(a),
+        Command::Gen(a) => gen::run(a),
     };
     match result {
         Ok(Outcome::Matched) => ExitCode::SUCCESS,

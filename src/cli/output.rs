@@ -39,3 +39,69 @@ pub fn open_index(path: &std::path::Path) -> anyhow::Result<iocmatch::Index> {
     use anyhow::Context;
     iocmatch::Index::open(path).with_context(|| format!("cannot open index {}", path.display()))
 }
+
+/// Standard output, or a file written atomically (a temporary file renamed into place by
+/// [`Out::finish`]; dropped unfinished, the temporary file is removed).
+pub struct Out {
+    w: std::io::BufWriter<Box<dyn std::io::Write>>,
+    tmp: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Out {
+    /// Opens the destination.
+    pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Out> {
+        use anyhow::Context;
+        match path {
+            None => Ok(Out {
+                w: std::io::BufWriter::with_capacity(1 << 16, Box::new(std::io::stdout())),
+                tmp: None,
+            }),
+            Some(p) => {
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                    _ => std::path::PathBuf::from("."),
+                };
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                Ok(Out {
+                    w: std::io::BufWriter::with_capacity(1 << 16, Box::new(f)),
+                    tmp: Some((tmp, p.to_path_buf())),
+                })
+            }
+        }
+    }
+
+    /// Flushes and, for a file, renames it into place.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        use std::io::Write;
+        self.w.flush()?;
+        if let Some((tmp, dest)) = self.tmp.take() {
+            std::fs::rename(&tmp, &dest)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for Out {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.w.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub enum Section {
     Nodes,
     /// Posting lists: `count u32` then `count` record ids.
     Postings,
-    /// String-key hash slots, `u64` each: `hash >> 32 << 32 | (entry offset + 1)`, 0 = empty.
+    /// String-key hash slots, `u64` each: `(hash & 0xffff_ffff) << 32 | (entry offset + 1)`, 0 = empty.
     StrSlots,
     /// String-key entries: `tag u8`, `varint len`, key bytes, `varint n`, `n` × `u32` ids.
     StrEntries,
@@ -320,6 +320,28 @@ impl Layout {
         want(
             StrSlots,
             self.len(StrSlots) % 8 == 0 && self.len(StrSlots) >= 8,
+            "bad length",
+        )?;
+        want(V4LoneAddrs, self.len(V4LoneAddrs) % 4 == 0, "bad length")?;
+        want(
+            V4LoneIds,
+            self.len(V4LoneIds) == self.len(V4LoneAddrs),
+            "length disagrees with V4LoneAddrs",
+        )?;
+        want(
+            V4LoneL1,
+            self.len(V4LoneL1) == ((1usize << self.v4_lone_l1_bits) + 1) * 4,
+            "bad length",
+        )?;
+        want(V6LoneAddrs, self.len(V6LoneAddrs) % 16 == 0, "bad length")?;
+        want(
+            V6LoneIds,
+            self.len(V6LoneIds) * 4 == self.len(V6LoneAddrs),
+            "length disagrees with V6LoneAddrs",
+        )?;
+        want(
+            V6LoneL1,
+            self.len(V6LoneL1) == ((1usize << self.v6_lone_l1_bits) + 1) * 4,
             "bad length",
         )?;
         Ok(())

@@ -11,10 +11,13 @@ mod build;
 mod fasthash;
 pub mod format;
 mod iptrie;
+mod load;
 mod records;
 mod strtable;
+mod verify;
 
 pub use build::{build, write_atomic};
+pub use load::{load, IndexBytes};
 pub use records::{Field, Fixed, FIELDS};
 pub use strtable::Ids;
 
@@ -24,7 +27,7 @@ mod tests;
 use crate::error::{Error, Result};
 use crate::indicator::{canonical_v6, normalize_domain, parse_ip_addr, Kind, Origin};
 use crate::time::Timestamp;
-use format::{Layout, Section, RECORD_SIZE};
+use format::{Layout, Section};
 use iptrie::FamilyView;
 use memmap2::Mmap;
 use std::net::IpAddr;
@@ -46,22 +49,7 @@ impl Index<Mmap> {
     /// [`Error::Io`] if the file cannot be opened or mapped; the header errors of
     /// [`Index::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<Index<Mmap>> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. The hazard of a mapped
-        // file is that another process truncates or rewrites it while mapped. iocmatch itself
-        // never modifies an index in place: `compile`, `sync` and `write_atomic` write a new
-        // file and rename it over the old one, which leaves existing maps of the old inode
-        // intact. Every read from the map is bounds-checked against the length taken here, so
-        // even a concurrent in-place rewrite by a foreign program yields wrong bytes (reported
-        // as corruption), never reads outside the mapping. Truncation by a foreign program
-        // could raise SIGBUS, as with every mmap-based reader; this is documented in the README.
-        #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let map = crate::mmap::map(path.as_ref())?;
         Index::from_bytes(map)
     }
 }
@@ -148,18 +136,13 @@ impl<S: AsRef<[u8]>> Index<S> {
         records::fixed(self.sect(Section::Records), id, self.at(Section::Records))
     }
 
-    /// The expiration of record `id` (`Ok(None)` = null): the expiry filter's 8-byte read.
+    /// The expiration of record `id` (`Ok(None)` = null), read from its fixed record only.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if `id` is out of range.
+    /// [`Error::Corrupt`] if `id` is out of range or the stored time is invalid.
     #[inline]
     pub fn expiration(&self, id: u32) -> Result<Option<Timestamp>> {
-        records::expiration(self.sect(Section::Records), id).ok_or_else(|| {
-            Error::corrupt(
-                self.at(Section::Records) + id as usize * RECORD_SIZE,
-                "record id out of range",
-            )
-        })
+        Ok(self.fixed(id)?.expiration)
     }
 
     /// Iterates all records in id order.
@@ -204,6 +187,7 @@ impl<S: AsRef<[u8]>> Index<S> {
             slots: self.sect(Section::StrSlots),
             entries: self.sect(Section::StrEntries),
             entries_at: self.at(Section::StrEntries),
+            slots_at: self.at(Section::StrSlots),
         }
     }
 
@@ -211,9 +195,13 @@ impl<S: AsRef<[u8]>> Index<S> {
         if id < self.layout.records {
             Ok(id)
         } else {
+            // The referring structure is not known here; the offset names the records section.
             Err(Error::corrupt(
-                self.at(Section::Nodes),
-                format!("record id {id} out of range"),
+                self.at(Section::Records),
+                format!(
+                    "a lookup structure refers to record {id}, beyond the {} records",
+                    self.layout.records
+                ),
             ))
         }
     }
@@ -517,94 +505,6 @@ impl<S: AsRef<[u8]>> Index<S> {
             }
         }
         Ok(())
-    }
-
-    /// Checks the whole-file checksum, then walks every record, string, interval, prefix node
-    /// and string key, checking every reference.
-    ///
-    /// # Errors
-    /// [`Error::Checksum`] or the first [`Error::Corrupt`] found.
-    pub fn verify(&self) -> Result<VerifySummary> {
-        let found = format::checksum(self.as_bytes());
-        if found != self.layout.checksum {
-            return Err(Error::Checksum {
-                expected: self.layout.checksum,
-                found,
-            });
-        }
-        for r in self.records() {
-            r?;
-        }
-        let mut sum = VerifySummary {
-            records: self.len() as u64,
-            ..VerifySummary::default()
-        };
-        let nodes = self.sect(Section::Nodes);
-        let postings = self.sect(Section::Postings);
-        for (fam, width) in [(self.v4(), 4usize), (self.v6(), 16usize)] {
-            let key = |b: &[u8]| -> u128 {
-                if width == 4 {
-                    u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                } else {
-                    b.iter().fold(0u128, |acc, &x| acc << 8 | u128::from(x))
-                }
-            };
-
-            let n = fam.starts.len() / width;
-            let mut prev: Option<&[u8]> = None;
-            for i in 0..n {
-                let s = &fam.starts[i * width..(i + 1) * width];
-                if prev.is_some_and(|p| key(p) >= key(s)) || (i == 0 && key(s) != 0) {
-                    return Err(Error::corrupt(
-                        self.at(Section::V4Starts),
-                        "interval starts not ascending from 0",
-                    ));
-                }
-                prev = Some(s);
-                let v = format::u32_at(fam.values, i * 4).unwrap_or(iptrie::EMPTY);
-                iptrie::visit(v, nodes, postings, self.at(Section::Nodes), &mut |id| {
-                    self.checked(id).map(drop)
-                })?;
-                sum.ip_intervals += 1;
-            }
-            let m = fam.lone_ids.len() / 4;
-            for i in 0..m {
-                let a = &fam.lone_addrs[i * width..(i + 1) * width];
-                if i > 0 && key(&fam.lone_addrs[(i - 1) * width..i * width]) > key(a) {
-                    return Err(Error::corrupt(
-                        self.at(Section::V4LoneAddrs),
-                        "lone addresses not ascending",
-                    ));
-                }
-                self.checked(fam.lone_id(i)?)?;
-            }
-            for b in 0..=(1usize << fam.lone_l1_bits) {
-                if format::u32_at(fam.lone_l1, b * 4).is_none_or(|v| v as usize > m) {
-                    return Err(Error::corrupt(
-                        self.at(Section::V4LoneL1),
-                        "lone first-level table out of range",
-                    ));
-                }
-            }
-            for b in 0..(1usize << fam.l1_bits) {
-                let lo = format::u32_at(fam.l1, b * 4).unwrap_or(u32::MAX) as usize;
-                let hi = format::u32_at(fam.l1, b * 4 + 4).unwrap_or(u32::MAX) as usize;
-                if lo > hi || hi >= n {
-                    return Err(Error::corrupt(
-                        self.at(Section::V4L1),
-                        "first-level table out of range",
-                    ));
-                }
-            }
-        }
-        self.strtable().for_each(|_, _, ids| {
-            sum.string_keys += 1;
-            for id in ids.iter() {
-                self.checked(id)?;
-            }
-            Ok(())
-        })?;
-        Ok(sum)
     }
 }
 

@@ -295,17 +295,6 @@ pub(crate) fn flags(records: &[u8], i: u32) -> Option<u8> {
     records.get(i as usize * RECORD_SIZE + 23).copied()
 }
 
-/// Reads the fixed fields' expiration only (the hot filter path).
-#[inline]
-pub(crate) fn expiration(records: &[u8], i: u32) -> Option<Option<Timestamp>> {
-    let t = u64_at(records, i as usize * RECORD_SIZE + 8)? as i64;
-    Some(if t == NULL_TIME {
-        None
-    } else {
-        Timestamp::from_ticks(t)
-    })
-}
-
 /// Decodes the strings of a block.
 pub(crate) fn strings<'a>(
     blocks: &[u8],

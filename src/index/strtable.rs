@@ -96,7 +96,9 @@ impl StrTableBuilder {
             while slots[i] != 0 {
                 i = if i + 1 == n { 0 } else { i + 1 };
             }
-            slots[i] = (h >> 32 << 32) | (off as u64 + 1);
+            // The slot position comes from the hash's high bits; the stored tag from its low
+            // bits, so that neighbouring keys do not share tags.
+            slots[i] = (h << 32) | (off as u64 + 1);
         }
         let mut out = Vec::with_capacity(n * 8);
         for s in slots {
@@ -141,6 +143,8 @@ pub struct StrTable<'a> {
     pub entries: &'a [u8],
     /// Byte offset of `entries` in the file, for error messages.
     pub entries_at: usize,
+    /// Byte offset of `slots` in the file, for error messages.
+    pub slots_at: usize,
 }
 
 impl<'a> StrTable<'a> {
@@ -151,7 +155,7 @@ impl<'a> StrTable<'a> {
     pub fn get(&self, tag: u8, key: &[u8]) -> Result<Ids<'a>> {
         let n = self.slots.len() / 8;
         let h = hash(tag, key);
-        let want = h >> 32;
+        let want = h & 0xffff_ffff;
         let mut i = slot_of(h, n);
         // At most n probes: a hostile table may have no empty slot.
         for _ in 0..n {
@@ -160,9 +164,9 @@ impl<'a> StrTable<'a> {
                 return Ok(Ids::EMPTY);
             }
             if s >> 32 == want {
-                let off = ((s & 0xffff_ffff) as usize)
-                    .checked_sub(1)
-                    .ok_or_else(|| Error::corrupt(i * 8, "string-key slot with a null entry"))?;
+                let off = ((s & 0xffff_ffff) as usize).checked_sub(1).ok_or_else(|| {
+                    Error::corrupt(self.slots_at + i * 8, "string-key slot with a null entry")
+                })?;
                 if let Some(ids) = self.entry_if(off, tag, key)? {
                     return Ok(ids);
                 }
@@ -204,6 +208,7 @@ impl<'a> StrTable<'a> {
     /// [`Error::Corrupt`] at the first malformed entry.
     pub fn for_each(&self, mut f: impl FnMut(u8, &'a [u8], Ids<'a>) -> Result<()>) -> Result<()> {
         let mut off = 0;
+        let mut starts: Vec<(usize, u64)> = Vec::new();
         while off < self.entries.len() {
             let bad = || Error::corrupt(self.entries_at + off, "malformed string-key entry");
             let (tag, klen, kstart) = self.entry_head(off).ok_or_else(bad)?;
@@ -217,17 +222,36 @@ impl<'a> StrTable<'a> {
                 .ok_or_else(bad)?;
             let ids = Ids(self.entries.get(ids_at..ids_end).ok_or_else(bad)?);
             f(tag, key, ids)?;
+            starts.push((off, hash(tag, key) & 0xffff_ffff));
             off = ids_end;
         }
-        // Every slot must point at an entry start inside the section.
+        // Every slot must point at the start of an entry whose key hashes to the slot's tag, and
+        // every entry must be reachable from exactly one slot.
+        let mut reached = vec![false; starts.len()];
         for i in 0..self.slots.len() / 8 {
             let s = u64_at(self.slots, i * 8).unwrap_or(0);
-            if s != 0 && (s & 0xffff_ffff) as usize > self.entries.len() {
-                return Err(Error::corrupt(
-                    i * 8,
-                    "string-key slot points outside the entries",
-                ));
+            if s == 0 {
+                continue;
             }
+            let bad = |what: &str| Error::corrupt(self.slots_at + i * 8, what.to_string());
+            let off = ((s & 0xffff_ffff) as usize)
+                .checked_sub(1)
+                .ok_or_else(|| bad("null entry"))?;
+            let k = starts
+                .binary_search_by_key(&off, |e| e.0)
+                .map_err(|_| bad("string-key slot does not point at an entry"))?;
+            if std::mem::replace(&mut reached[k], true) {
+                return Err(bad("two slots point at one entry"));
+            }
+            if starts[k].1 != s >> 32 {
+                return Err(bad("string-key slot tag disagrees with its key's hash"));
+            }
+        }
+        if reached.iter().any(|r| !r) {
+            return Err(Error::corrupt(
+                self.slots_at,
+                "a string-key entry has no slot",
+            ));
         }
         Ok(())
     }
@@ -250,6 +274,7 @@ mod tests {
             slots: &slots,
             entries: &entries,
             entries_at: 0,
+            slots_at: 0,
         };
         for i in 0..1000u32 {
             let ids: Vec<u32> = t
@@ -291,6 +316,7 @@ mod tests {
             slots: &slots,
             entries: &[1, 2, 3],
             entries_at: 0,
+            slots_at: 0,
         };
         assert!(t.get(5, b"x").is_err() || t.get(5, b"x").unwrap().is_empty());
     }

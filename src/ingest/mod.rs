@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use detect::detect;
+pub(crate) use detect::norm_header as norm_header_name;
 
 /// How many problems a [`Report`] keeps verbatim (all are counted).
 pub const MAX_PROBLEMS: usize = 1000;

@@ -1,0 +1,485 @@
+//! `iocmatch hunt network|dns`: the two Sentinel hunting joins over log files.
+
+use super::output::{confidence, parse_time_arg, Out};
+use super::Outcome;
+use anyhow::{bail, Context, Result};
+use iocmatch::hunt::{self, Expiry, HuntOptions, HuntReport, Match, Progress, Query, Semantics};
+use iocmatch::index::{Field, Index, IndexBytes};
+use iocmatch::ingest::IngestOptions;
+use iocmatch::logs::input;
+use iocmatch::logs::{LogFormat, Logical};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Queries (KQL, answered offline):
+  network  NetworkConnection | join kind=inner (ThreatIntelligenceIndicator | where isnotnull(NetworkIP))
+           on $left.DestinationIP == $right.NetworkIP | where ExpirationDateTime > now()
+           | project TimeGenerated, SourceIP, DestinationIP, ConfidenceScore, Description
+           | sort by TimeGenerated desc
+  dns      the same over DnsEvents on $left.Name == $right.DomainName,
+           projecting TimeGenerated, ClientIP, Name, ConfidenceScore, ThreatType
+
+Exit status: 0 = matches found, 1 = no match, 2 = error.")]
+pub struct Args {
+    /// Which query: `network` or `dns`.
+    #[arg(value_name = "QUERY", value_parser = parse_query)]
+    query: Query,
+    /// Log files or directories (`-` = stdin). CSV, NDJSON or Zeek logs, plain, gzip or zstd.
+    #[arg(required = true, value_name = "LOG")]
+    logs: Vec<PathBuf>,
+    /// A compiled index, or indicator feeds (compiled in memory). Repeatable for feeds.
+    #[arg(long, required = true, value_name = "INDEX")]
+    index: Vec<PathBuf>,
+    /// `normalized` (canonical IPs, CIDR containment, case-insensitive domains) or `kql`
+    /// (KQL's exact string join, quirks included).
+    #[arg(long, default_value = "normalized", value_parser = parse_semantics)]
+    semantics: Semantics,
+    /// The time `now()` stands for (default: the current time).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    now: Option<hunt_time::T>,
+    /// `now`: indicators live at --now; `at-event`: live at the event's own time
+    /// (valid_from <= TimeGenerated < expiration), for retro-hunting old logs.
+    #[arg(long, default_value = "now", value_parser = parse_expiry)]
+    expiry: Expiry,
+    /// Normalized DNS: also match indicators of parent domains (a.evil.com ~ evil.com).
+    #[arg(long)]
+    subdomains: bool,
+    /// Event fields to match: network `SourceIP,DestinationIP`; dns `Name,IPAddresses`.
+    /// Adds a MatchedField column.
+    #[arg(long = "match", value_name = "FIELDS", value_delimiter = ',')]
+    match_fields: Vec<String>,
+    /// Log format instead of detection: csv, ndjson, zeek.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    input_format: Option<LogFormat>,
+    /// Read a field from another column or key: `DestinationIP=dst_ip`, `Name=query`,
+    /// `TimeGenerated=ts`, `SourceIP=src`. Repeatable.
+    #[arg(long, value_name = "FIELD=NAME")]
+    column: Vec<String>,
+    /// Output format: csv, ndjson or table.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson", "table"])]
+    format: String,
+    /// Extra indicator columns: IndicatorId, ThreatType, Description, ConfidenceScore, Tags,
+    /// Source, TrafficLightProtocolLevel, Name, ExpirationDateTime, ValidFrom, Indicator,
+    /// IndicatorType, NetworkIP, DomainName, MatchedField, File, Line.
+    #[arg(long = "with", value_name = "FIELDS", value_delimiter = ',')]
+    with: Vec<String>,
+    /// Write the matches to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+    /// Stop with an error at the first malformed record.
+    #[arg(long)]
+    strict: bool,
+    /// Indicator feeds given to --index: keep only the newest row per IndicatorId.
+    #[arg(long)]
+    latest: bool,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+mod hunt_time {
+    pub type T = iocmatch::time::Timestamp;
+}
+
+fn parse_query(s: &str) -> Result<Query, String> {
+    match s {
+        "network" => Ok(Query::Network),
+        "dns" => Ok(Query::Dns),
+        _ => Err(format!("unknown query {s:?}: `network` or `dns`")),
+    }
+}
+
+fn parse_semantics(s: &str) -> Result<Semantics, String> {
+    match s {
+        "kql" => Ok(Semantics::Kql),
+        "normalized" => Ok(Semantics::Normalized),
+        _ => Err(format!("unknown semantics {s:?}: `normalized` or `kql`")),
+    }
+}
+
+fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    match s {
+        "now" => Ok(Expiry::Now),
+        "at-event" => Ok(Expiry::AtEvent),
+        _ => Err(format!("unknown expiry rule {s:?}: `now` or `at-event`")),
+    }
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}: csv, ndjson or zeek"))
+}
+
+/// An output column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Col {
+    Time,
+    Source,
+    Key,
+    Confidence,
+    Str(Field),
+    Expiration,
+    ValidFrom,
+    Kind,
+    MatchedField,
+    File,
+    Line,
+}
+
+fn with_col(name: &str) -> Option<Col> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "indicatorid" | "id" => Col::Str(Field::Id),
+        "threattype" => Col::Str(Field::ThreatType),
+        "description" => Col::Str(Field::Description),
+        "confidencescore" | "confidence" => Col::Confidence,
+        "tags" => Col::Str(Field::Tags),
+        "source" | "sourcesystem" => Col::Str(Field::Source),
+        "trafficlightprotocollevel" | "tlp" => Col::Str(Field::Tlp),
+        "name" => Col::Str(Field::Name),
+        "expirationdatetime" | "expiration" => Col::Expiration,
+        "validfrom" => Col::ValidFrom,
+        "indicator" | "value" => Col::Str(Field::Value),
+        "indicatortype" | "kind" => Col::Kind,
+        "networkip" => Col::Str(Field::KqlNetworkIp),
+        "domainname" => Col::Str(Field::KqlDomainName),
+        "matchedfield" => Col::MatchedField,
+        "file" => Col::File,
+        "line" => Col::Line,
+        _ => return None,
+    })
+}
+
+pub fn run(a: Args) -> Result<Outcome> {
+    let start = Instant::now();
+    let mut opts = HuntOptions::new(a.query);
+    opts.semantics = a.semantics;
+    if let Some(now) = a.now {
+        opts.now = now;
+    }
+    opts.expiry = a.expiry;
+    opts.subdomains = a.subdomains;
+    opts.input_format = a.input_format;
+    opts.threads = a.threads;
+    opts.strict = a.strict;
+    if !a.match_fields.is_empty() {
+        opts.match_fields = a
+            .match_fields
+            .iter()
+            .map(|f| {
+                let l = a.query.logical(f.trim()).filter(|l| *l != Logical::Time);
+                match (a.query, l) {
+                    (Query::Network, Some(Logical::Extra)) | (_, None) => bail!(
+                        "--match {f}: not a matchable field of the {} query (use {})",
+                        if a.query == Query::Network {
+                            "network"
+                        } else {
+                            "dns"
+                        },
+                        if a.query == Query::Network {
+                            "SourceIP,DestinationIP"
+                        } else {
+                            "Name,IPAddresses"
+                        }
+                    ),
+                    (_, Some(l)) => Ok(l),
+                }
+            })
+            .collect::<Result<_>>()?;
+    }
+    for c in &a.column {
+        let (field, name) = c.split_once('=').with_context(|| {
+            format!("--column {c}: expected FIELD=NAME, e.g. DestinationIP=dst_ip")
+        })?;
+        let l = a
+            .query
+            .logical(field.trim())
+            .with_context(|| format!("--column {c}: {field} is not a field of this query"))?;
+        opts.columns[l as usize] = Some(name.trim().to_string());
+    }
+    let mut cols: Vec<(String, Col)> = a
+        .query
+        .columns()
+        .iter()
+        .zip([
+            Col::Time,
+            Col::Source,
+            Col::Key,
+            Col::Confidence,
+            Col::Str(if a.query == Query::Network {
+                Field::Description
+            } else {
+                Field::ThreatType
+            }),
+        ])
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    if opts.match_fields != [Logical::Key] {
+        cols.push(("MatchedField".into(), Col::MatchedField));
+    }
+    for w in &a.with {
+        let w = w.trim();
+        let c = with_col(w).with_context(|| format!("--with {w}: unknown field (see --help)"))?;
+        if !cols.iter().any(|(_, x)| *x == c) {
+            cols.push((w.to_string(), c));
+        }
+    }
+
+    let ingest_opts = IngestOptions {
+        latest: a.latest,
+        ..IngestOptions::default()
+    };
+    let (index, ingest_report) =
+        iocmatch::index::load(&a.index, &ingest_opts).with_context(|| {
+            format!(
+                "cannot load the index from {}",
+                a.index
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    if let (Some(r), false) = (&ingest_report, a.quiet) {
+        eprintln!(
+            "indicators: {} records from {} file(s), {} skipped",
+            index.len(),
+            r.files.len(),
+            r.skipped_total()
+        );
+    }
+    let sources = input::expand(&a.logs)?;
+    let progress = Progress::default();
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (matches, report) = std::thread::scope(|s| -> Result<_> {
+        let ticker = show.then(|| s.spawn(|| progress_bar(&progress, &done, start)));
+        let r = hunt::hunt(&index, &sources, &opts, &progress);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = ticker {
+            let _ = t.join();
+        }
+        Ok(r?)
+    })?;
+
+    let mut out = Out::open(a.output.as_deref())?;
+    match a.format.as_str() {
+        "ndjson" => write_ndjson(&mut out, &index, &matches, &cols, &sources, a.query)?,
+        "table" => write_table(&mut out, &index, &matches, &cols, &sources, a.query)?,
+        _ => write_csv(&mut out, &index, &matches, &cols, &sources, a.query)?,
+    }
+    out.finish()?;
+    if !a.quiet {
+        eprint!("{}", summary(&report, &opts, start.elapsed().as_secs_f64()));
+    }
+    Ok(if matches.is_empty() {
+        Outcome::NoMatch
+    } else {
+        Outcome::Matched
+    })
+}
+
+fn progress_bar(p: &Progress, done: &std::sync::atomic::AtomicBool, start: Instant) {
+    use std::sync::atomic::Ordering;
+    let mut shown = false;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let t = start.elapsed().as_secs_f64();
+        if t < 1.0 {
+            continue;
+        }
+        let b = p.bytes.load(Ordering::Relaxed) as f64;
+        let r = p.records.load(Ordering::Relaxed);
+        eprint!(
+            "\r{:>10} records  {:>8.1} MB  {:>7.1} MB/s ",
+            r,
+            b / 1e6,
+            b / 1e6 / t
+        );
+        shown = true;
+    }
+    if shown {
+        eprint!("\r{:60}\r", "");
+    }
+}
+
+fn cell(
+    index: &Index<IndexBytes>,
+    m: &Match,
+    c: Col,
+    sources: &[input::Source],
+    q: Query,
+) -> Result<Option<String>> {
+    let rec = || index.record(m.record);
+    Ok(match c {
+        Col::Time => m.time.map(|t| t.to_string()),
+        Col::Source => Some(m.source.clone()),
+        Col::Key => Some(m.key.clone()),
+        Col::Confidence => {
+            let c = confidence(rec()?.confidence());
+            (!c.is_empty()).then_some(c)
+        }
+        Col::Str(f) => Some(rec()?.field(f).to_string()),
+        Col::Expiration => rec()?.expiration().map(|t| t.to_string()),
+        Col::ValidFrom => rec()?.valid_from().map(|t| t.to_string()),
+        Col::Kind => Some(rec()?.kind().name().to_string()),
+        Col::MatchedField => Some(q.field_name(m.matched).to_string()),
+        Col::File => Some(
+            sources
+                .get(m.file as usize)
+                .map(|s| s.name())
+                .unwrap_or_default(),
+        ),
+        Col::Line => Some(m.line.to_string()),
+    })
+}
+
+fn write_csv(
+    out: &mut Out,
+    index: &Index<IndexBytes>,
+    ms: &[Match],
+    cols: &[(String, Col)],
+    src: &[input::Source],
+    q: Query,
+) -> Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    w.write_record(cols.iter().map(|(n, _)| n.as_str()))?;
+    for m in ms {
+        let row: Vec<String> = cols
+            .iter()
+            .map(|(_, c)| cell(index, m, *c, src, q).map(Option::unwrap_or_default))
+            .collect::<Result<_>>()?;
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_ndjson(
+    out: &mut Out,
+    index: &Index<IndexBytes>,
+    ms: &[Match],
+    cols: &[(String, Col)],
+    src: &[input::Source],
+    q: Query,
+) -> Result<()> {
+    for m in ms {
+        let mut o = serde_json::Map::new();
+        for (n, c) in cols {
+            let v = cell(index, m, *c, src, q)?;
+            let v = match (c, v) {
+                (_, None) => serde_json::Value::Null,
+                (Col::Confidence, Some(s)) => s
+                    .parse::<f64>()
+                    .map_or(serde_json::Value::String(s), serde_json::Value::from),
+                (Col::Line, Some(s)) => s
+                    .parse::<u64>()
+                    .map_or(serde_json::Value::String(s), serde_json::Value::from),
+                (_, Some(s)) => serde_json::Value::String(s),
+            };
+            o.insert(n.clone(), v);
+        }
+        serde_json::to_writer(&mut *out, &o)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn write_table(
+    out: &mut Out,
+    index: &Index<IndexBytes>,
+    ms: &[Match],
+    cols: &[(String, Col)],
+    src: &[input::Source],
+    q: Query,
+) -> Result<()> {
+    let mut rows: Vec<Vec<String>> = vec![cols.iter().map(|(n, _)| n.clone()).collect()];
+    for m in ms {
+        rows.push(
+            cols.iter()
+                .map(|(_, c)| {
+                    cell(index, m, *c, src, q)
+                        .map(|v| v.unwrap_or_default().replace(['\n', '\r', '\t'], " "))
+                })
+                .collect::<Result<_>>()?,
+        );
+    }
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+fn summary(r: &HuntReport, opts: &HuntOptions, secs: f64) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for f in &r.files {
+        let _ = write!(
+            s,
+            "{}: {} records, {} matches",
+            f.name, f.records, f.matches
+        );
+        if let Some(fmt) = f.format {
+            let names: Vec<String> = [Logical::Time, Logical::Source, Logical::Key, Logical::Extra]
+                .iter()
+                .filter_map(|&l| {
+                    f.schema.names[l as usize]
+                        .as_ref()
+                        .filter(|_| {
+                            l != Logical::Extra || opts.match_fields.contains(&Logical::Extra)
+                        })
+                        .map(|n| format!("{}={n}", opts.query.field_name(l)))
+                })
+                .collect();
+            let _ = write!(s, " [{fmt}: {}]", names.join(", "));
+        }
+        let skipped: u64 = f.skipped.values().sum();
+        if skipped > 0 {
+            let reasons: Vec<String> = f.skipped.iter().map(|(w, n)| format!("{n} {w}")).collect();
+            let first: Vec<String> = f
+                .first_skipped
+                .iter()
+                .map(|(l, _)| format!("line {l}"))
+                .collect();
+            let _ = write!(
+                s,
+                "; skipped {skipped} ({}; first at {})",
+                reasons.join(", "),
+                first.join(", ")
+            );
+        }
+        if f.null_times > 0 {
+            let _ = write!(s, "; {} unparseable times read as null", f.null_times);
+        }
+        s.push('\n');
+    }
+    let records = r.records();
+    let _ = writeln!(
+        s,
+        "total: {} records in {} file(s), {} matches, {} skipped; {} joined pairs dropped as expired ({} indicators not live at {}); {:.2} s, {:.1} M records/s",
+        records,
+        r.files.len(),
+        r.matches(),
+        r.skipped(),
+        r.pairs_expired,
+        r.indicators_expired,
+        opts.now,
+        secs,
+        records as f64 / secs.max(1e-9) / 1e6
+    );
+    s
+}

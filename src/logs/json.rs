@@ -1,0 +1,510 @@
+//! NDJSON log records: one JSON object per line, fields by top-level key, literal dotted key
+//! (Zeek's `id.orig_h`) or nested path (`source.ip`). A small scanner reads only the wanted
+//! values and skips everything else without building a DOM; strings borrow from the input
+//! unless they contain escapes.
+
+use super::{Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use std::borrow::Cow;
+
+/// The key path of each logical field (`None` = not read).
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Segments per logical field.
+    pub paths: [Option<Vec<String>>; LOGICAL],
+}
+
+/// How many lines of the first block are sampled for key names.
+const SAMPLE_LINES: usize = 200;
+
+pub(super) fn prepare(
+    head: &[u8],
+    candidates: &[Vec<String>; LOGICAL],
+) -> Result<Prepared, String> {
+    // Keys (and nested paths, dotted) seen in the first lines: Zeek JSON omits unset fields,
+    // so one line is not enough.
+    let mut seen: Vec<String> = Vec::new();
+    let mut parsed_any = false;
+    for line in head.split(|&b| b == b'\n').take(SAMPLE_LINES) {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let mut keys = Vec::new();
+        if collect_keys(line, 0, "", &mut keys, 0).is_some() {
+            parsed_any = true;
+            for k in keys {
+                if !seen.contains(&k) {
+                    seen.push(k);
+                }
+            }
+        }
+    }
+    if !parsed_any && head.iter().any(|b| !b.is_ascii_whitespace()) {
+        return Err("the first lines are not JSON objects".into());
+    }
+    let found = super::resolve(&seen, candidates);
+    let mut schema = Schema::default();
+    let mut paths: [Option<Vec<String>>; LOGICAL] = Default::default();
+    for i in 0..LOGICAL {
+        // A name not seen in the sample is still read (it may appear later); the first
+        // candidate is the default.
+        let name = match found[i] {
+            Some(j) => Some(seen[j].clone()),
+            None => candidates[i].first().cloned(),
+        };
+        if let Some(n) = name {
+            paths[i] = Some(split_path(&n, &seen));
+            schema.names[i] = Some(n);
+        }
+    }
+    Ok(Prepared {
+        reader: Reader::Json(Paths { paths }),
+        header_len: 0,
+        header_lines: 0,
+        schema,
+        columns: seen,
+    })
+}
+
+/// A literal key containing dots stays one segment when records have it (Zeek); otherwise
+/// the name is a nested path.
+fn split_path(name: &str, seen_literal: &[String]) -> Vec<String> {
+    if !name.contains('.')
+        || seen_literal.iter().any(|s| s == name) && !is_nested(name, seen_literal)
+    {
+        vec![name.to_string()]
+    } else {
+        name.split('.').map(str::to_string).collect()
+    }
+}
+
+fn is_nested(name: &str, seen: &[String]) -> bool {
+    // `collect_keys` records nested keys with a `\u{1}` separator, literal keys as they are.
+    let nested = name.replace('.', "\u{1}");
+    seen.contains(&nested)
+}
+
+/// Collects key names (nested ones joined by `\u{1}`, and also by `.` for matching) up to a
+/// small depth. Returns `None` if the line is not a JSON object.
+fn collect_keys(
+    b: &[u8],
+    pos: usize,
+    prefix: &str,
+    out: &mut Vec<String>,
+    depth: u32,
+) -> Option<usize> {
+    let mut p = ws(b, pos);
+    if b.get(p) != Some(&b'{') {
+        return None;
+    }
+    p = ws(b, p + 1);
+    if b.get(p) == Some(&b'}') {
+        return Some(p + 1);
+    }
+    loop {
+        let (k, np) = string(b, p)?;
+        p = ws(b, np);
+        if b.get(p) != Some(&b':') {
+            return None;
+        }
+        p = ws(b, p + 1);
+        let full = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}\u{1}{k}")
+        };
+        if b.get(p) == Some(&b'{') && depth < 3 {
+            p = collect_keys(b, p, &full, out, depth + 1)?;
+        } else {
+            p = skip_value(b, p)?;
+        }
+        if full.contains('\u{1}') {
+            out.push(full.replace('\u{1}', "."));
+        }
+        out.push(full);
+        p = ws(b, p);
+        match b.get(p) {
+            Some(b',') => p = ws(b, p + 1),
+            Some(b'}') => return Some(p + 1),
+            _ => return None,
+        }
+    }
+}
+
+#[inline]
+fn ws(b: &[u8], mut p: usize) -> usize {
+    while let Some(c) = b.get(p) {
+        if !matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            break;
+        }
+        p += 1;
+    }
+    p
+}
+
+/// Parses a string at `p` (which must be `"`); returns it and the position after it.
+fn string(b: &[u8], p: usize) -> Option<(Cow<'_, str>, usize)> {
+    if b.get(p) != Some(&b'"') {
+        return None;
+    }
+    let start = p + 1;
+    let k = memchr::memchr2(b'"', b'\\', b.get(start..)?)? + start;
+    if b[k] == b'"' {
+        let s = std::str::from_utf8(&b[start..k]).ok()?;
+        return Some((Cow::Borrowed(s), k + 1));
+    }
+    // An escape: decode the whole string the slow way.
+    unescape(b, start)
+}
+
+fn unescape(b: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut i = start;
+    loop {
+        let c = *b.get(i)?;
+        match c {
+            b'"' => return Some((Cow::Owned(String::from_utf8(out).ok()?), i + 1)),
+            b'\\' => {
+                let e = *b.get(i + 1)?;
+                i += 2;
+                match e {
+                    b'"' => out.push(b'"'),
+                    b'\\' => out.push(b'\\'),
+                    b'/' => out.push(b'/'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'u' => {
+                        let hex = |at: usize| -> Option<u32> {
+                            let s = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+                            u32::from_str_radix(s, 16).ok()
+                        };
+                        let mut cp = hex(i)?;
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&cp)
+                            && b.get(i) == Some(&b'\\')
+                            && b.get(i + 1) == Some(&b'u')
+                        {
+                            let lo = hex(i + 2)?;
+                            if (0xDC00..0xE000).contains(&lo) {
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                i += 6;
+                            }
+                        }
+                        let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => return None,
+                }
+            }
+            c if c < 0x20 => return None,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Skips any JSON value at `p`; returns the position after it. Iterative over nesting.
+fn skip_value(b: &[u8], p: usize) -> Option<usize> {
+    let mut p = ws(b, p);
+    let mut depth = 0usize;
+    loop {
+        match *b.get(p)? {
+            b'"' => p = string_end(b, p)?,
+            b'{' | b'[' => {
+                depth += 1;
+                p += 1;
+                p = ws(b, p);
+                continue;
+            }
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                p += 1;
+            }
+            c if c == b'-' || c.is_ascii_alphanumeric() => {
+                while b.get(p).is_some_and(|&c| {
+                    c == b'-' || c == b'+' || c == b'.' || c.is_ascii_alphanumeric()
+                }) {
+                    p += 1;
+                }
+            }
+            _ => return None,
+        }
+        if depth == 0 {
+            return Some(p);
+        }
+        p = ws(b, p);
+        match b.get(p) {
+            Some(b',' | b':') => p = ws(b, p + 1),
+            Some(b'}' | b']') => {}
+            _ => return None,
+        }
+    }
+}
+
+fn string_end(b: &[u8], p: usize) -> Option<usize> {
+    let mut i = p + 1;
+    loop {
+        let k = memchr::memchr2(b'"', b'\\', b.get(i..)?)? + i;
+        if b[k] == b'"' {
+            return Some(k + 1);
+        }
+        i = k + 2;
+    }
+}
+
+/// Reads a wanted value: strings and scalars as text, `null` as absent, arrays of scalars
+/// joined with `", "` (Zeek's DNS `answers`), objects as absent.
+fn value(b: &[u8], p: usize) -> Option<(Option<Cow<'_, str>>, usize)> {
+    match *b.get(p)? {
+        b'"' => string(b, p).map(|(s, n)| (Some(s), n)),
+        b'n' if b.get(p..p + 4) == Some(b"null") => Some((None, p + 4)),
+        b'[' => {
+            let end = skip_value(b, p)?;
+            let mut parts: Vec<String> = Vec::new();
+            let mut q = ws(b, p + 1);
+            while q < end - 1 {
+                let (v, n) = value(b, q)?;
+                if let Some(v) = v {
+                    parts.push(v.into_owned());
+                }
+                q = ws(b, n);
+                if b.get(q) == Some(&b',') {
+                    q = ws(b, q + 1);
+                } else {
+                    break;
+                }
+            }
+            Some((Some(Cow::Owned(parts.join(", "))), end))
+        }
+        b'{' => Some((None, skip_value(b, p)?)),
+        _ => {
+            let end = skip_value(b, p)?;
+            Some((std::str::from_utf8(&b[p..end]).ok().map(Cow::Borrowed), end))
+        }
+    }
+}
+
+/// Reads the object at `p`, filling `fields` for the paths whose segments from `level` on
+/// match. Returns the position after the object.
+fn object<'a>(
+    b: &'a [u8],
+    p: usize,
+    paths: &Paths,
+    level: usize,
+    want: u8,
+    fields: &mut Fields<'a>,
+) -> Option<usize> {
+    let mut p = ws(b, p);
+    if b.get(p) != Some(&b'{') {
+        return None;
+    }
+    p = ws(b, p + 1);
+    if b.get(p) == Some(&b'}') {
+        return Some(p + 1);
+    }
+    loop {
+        let (k, np) = string(b, p)?;
+        p = ws(b, np);
+        if b.get(p) != Some(&b':') {
+            return None;
+        }
+        p = ws(b, p + 1);
+        // Which wanted paths continue through this key?
+        let mut leaf: u8 = 0;
+        let mut deeper: u8 = 0;
+        for (i, path) in paths.paths.iter().enumerate() {
+            if want & (1 << i) == 0 {
+                continue;
+            }
+            if let Some(path) = path {
+                if path.get(level).is_some_and(|s| *s == *k) {
+                    if path.len() == level + 1 {
+                        leaf |= 1 << i;
+                    } else {
+                        deeper |= 1 << i;
+                    }
+                }
+            }
+        }
+        if leaf != 0 {
+            let (v, n) = value(b, p)?;
+            for (i, f) in fields.iter_mut().enumerate() {
+                if leaf & (1 << i) != 0 {
+                    *f = v.clone();
+                }
+            }
+            p = n;
+        } else if deeper != 0 && b.get(p) == Some(&b'{') {
+            p = object(b, p, paths, level + 1, deeper, fields)?;
+        } else {
+            p = skip_value(b, p)?;
+        }
+        p = ws(b, p);
+        match b.get(p) {
+            Some(b',') => p = ws(b, p + 1),
+            Some(b'}') => return Some(p + 1),
+            _ => return None,
+        }
+    }
+}
+
+pub(super) fn scan<'a>(
+    paths: &Paths,
+    b: &'a [u8],
+    first_line: u64,
+    rec: &mut dyn FnMut(u64, Fields<'a>),
+    bad: &mut dyn FnMut(u64, super::Malformed),
+) {
+    let mut line = first_line;
+    let mut pos = 0;
+    while pos < b.len() {
+        let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |k| pos + k);
+        let l = b[pos..end].trim_ascii();
+        if !l.is_empty() {
+            if end - pos > MAX_RECORD {
+                bad(line, Malformed::TooLong);
+            } else {
+                let mut fields: Fields<'a> = Default::default();
+                match object(l, 0, paths, 0, 0xff, &mut fields) {
+                    Some(after) if ws(l, after) == l.len() => rec(line, fields),
+                    _ => bad(line, Malformed::Json),
+                }
+            }
+        }
+        line += 1;
+        pos = end + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cands(names: &[&[&str]]) -> [Vec<String>; LOGICAL] {
+        let mut c: [Vec<String>; LOGICAL] = Default::default();
+        for (i, n) in names.iter().enumerate() {
+            c[i] = n.iter().map(|s| s.to_string()).collect();
+        }
+        c
+    }
+
+    type Recs = Vec<(u64, Vec<Option<String>>)>;
+
+    fn run(text: &str, c: &[&[&str]]) -> (Recs, Vec<(u64, Malformed)>) {
+        let p = prepare(text.as_bytes(), &cands(c)).unwrap();
+        let Reader::Json(paths) = &p.reader else {
+            panic!()
+        };
+        let mut recs = Vec::new();
+        let mut bads = Vec::new();
+        scan(
+            paths,
+            text.as_bytes(),
+            1,
+            &mut |l, f| {
+                recs.push((
+                    l,
+                    f.iter()
+                        .map(|x| x.as_ref().map(|s| s.to_string()))
+                        .collect(),
+                ))
+            },
+            &mut |l, w| bads.push((l, w)),
+        );
+        (recs, bads)
+    }
+
+    #[test]
+    fn top_level_nested_and_zeek_keys() {
+        let t = r#"{"TimeGenerated":"2026-01-01T00:00:00Z","SourceIP":"1.1.1.1","DestinationIP":"2.2.2.2","x":{"y":[1,{"z":"}"}]}}
+{"ts":1732812529.5,"id.orig_h":"10.0.0.1","id.resp_h":"8.8.8.8","answers":["1.2.3.4","c.example"]}
+{"TimeGenerated":null,"DestinationIP":"a\"b\u00e9"}
+not json
+{"DestinationIP":"x"} trailing
+
+{"source":{"ip":"9.9.9.9"},"DestinationIP":"3.3.3.3"}
+"#;
+        let c: &[&[&str]] = &[
+            &["TimeGenerated", "ts"],
+            &["SourceIP", "id.orig_h", "source.ip"],
+            &["DestinationIP", "id.resp_h"],
+            &["answers"],
+        ];
+        let (recs, bads) = run(t, c);
+        assert_eq!(
+            recs[0],
+            (
+                1,
+                vec![
+                    Some("2026-01-01T00:00:00Z".into()),
+                    Some("1.1.1.1".into()),
+                    Some("2.2.2.2".into()),
+                    None
+                ]
+            )
+        );
+        // The first matching candidate in the sample wins for each field: TimeGenerated,
+        // SourceIP, DestinationIP; Zeek's line then reads as absent for those.
+        assert_eq!(recs[1].1[3].as_deref(), Some("1.2.3.4, c.example"));
+        assert_eq!(recs[2], (3, vec![None, None, Some("a\"bé".into()), None]));
+        assert_eq!(bads, vec![(4, Malformed::Json), (5, Malformed::Json)]);
+        assert_eq!(recs[3].0, 7);
+    }
+
+    #[test]
+    fn zeek_json_literal_dotted_keys() {
+        let t = "{\"ts\":1732812529.123456,\"id.orig_h\":\"10.0.0.1\",\"query\":\"Evil.COM\"}\n{\"ts\":1.5,\"id.orig_h\":\"10.0.0.2\"}\n";
+        let (recs, bads) = run(
+            t,
+            &[
+                &["TimeGenerated", "ts"],
+                &["ClientIP", "id.orig_h"],
+                &["Name", "query"],
+            ],
+        );
+        assert!(bads.is_empty());
+        assert_eq!(
+            recs[0].1,
+            vec![
+                Some("1732812529.123456".into()),
+                Some("10.0.0.1".into()),
+                Some("Evil.COM".into()),
+                None
+            ]
+        );
+        assert_eq!(recs[1].1[2], None);
+    }
+
+    #[test]
+    fn nested_path_and_garbage_never_panics() {
+        let (recs, _) = run(
+            "{\"a\":{\"b\":{\"c\":\"deep\"}}}\n",
+            &[&[], &[], &["a.b.c"]],
+        );
+        assert_eq!(recs[0].1[2].as_deref(), Some("deep"));
+        let p = prepare(b"{\"a\":1}\n", &cands(&[&["a"]])).unwrap();
+        let Reader::Json(paths) = &p.reader else {
+            panic!()
+        };
+        let mut seed = 7u64;
+        let base = br#"{"a":"x\u12","b":[{"c":[1,2,{"d":"\\"}]}],"e":-1.5e3,"f":true}"#;
+        for cut in 0..base.len() {
+            scan(paths, &base[..cut], 1, &mut |_, _| {}, &mut |_, _| {});
+        }
+        for _ in 0..2000 {
+            let mut v = base.to_vec();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed % v.len() as u64) as usize;
+            v[i] = (seed >> 32) as u8;
+            scan(paths, &v, 1, &mut |_, _| {}, &mut |_, _| {});
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Log readers: network-connection and DNS records as CSV, NDJSON or Zeek logs, reduced to the
+//! few fields a hunt needs, without building rows or a JSON DOM.
+//!
+//! A [`Schema`] says where each [`Logical`] field lives in a file (a CSV column, a JSON key or
+//! dotted path, a Zeek field). [`scan`] walks a chunk of complete records and hands each
+//! record's fields to a callback as borrowed strings (owned only when a CSV field has escaped
+//! quotes or a JSON string has escapes). Malformed records are reported with their line and
+//! skipped. Chunks come from [`input`], which cuts files at record boundaries so that chunks can
+//! be scanned in parallel.
+
+mod csv;
+pub mod input;
+mod json;
+mod zeek;
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// A log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line (Zeek JSON logs included).
+    Ndjson,
+    /// Zeek's tab-separated logs with `#fields` header lines.
+    ZeekTsv,
+}
+
+impl LogFormat {
+    /// Parses an `--input-format` name.
+    pub fn from_name(s: &str) -> Option<LogFormat> {
+        Some(match s {
+            "csv" => LogFormat::Csv,
+            "ndjson" | "json" | "jsonl" => LogFormat::Ndjson,
+            "zeek" | "zeek-tsv" | "tsv" => LogFormat::ZeekTsv,
+            _ => return None,
+        })
+    }
+
+    /// Detects the format from a file's first bytes (after decompression).
+    pub fn detect(head: &[u8]) -> LogFormat {
+        let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+        let first = head
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        let rest = &head[first..];
+        if rest.starts_with(b"#separator") || rest.starts_with(b"#fields") {
+            LogFormat::ZeekTsv
+        } else if rest.starts_with(b"{") {
+            LogFormat::Ndjson
+        } else {
+            LogFormat::Csv
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Csv => "csv",
+            LogFormat::Ndjson => "ndjson",
+            LogFormat::ZeekTsv => "zeek",
+        })
+    }
+}
+
+/// The fields a hunt reads from a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Logical {
+    /// `TimeGenerated`.
+    Time = 0,
+    /// `SourceIP` (network) / `ClientIP` (dns).
+    Source = 1,
+    /// `DestinationIP` (network) / `Name` (dns): the join key.
+    Key = 2,
+    /// `IPAddresses` (dns answers; network: unused).
+    Extra = 3,
+}
+
+/// Number of logical fields.
+pub const LOGICAL: usize = 4;
+
+/// Where each logical field is found: a column name / JSON key or dotted path per field
+/// (`None` = absent: the field reads as missing in every record).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Names by [`Logical`] index.
+    pub names: [Option<String>; LOGICAL],
+}
+
+/// One record's fields, by [`Logical`] index. `None` = the field is absent or unset (Zeek `-`,
+/// JSON `null`, a missing key).
+pub type Fields<'a> = [Option<Cow<'a, str>>; LOGICAL];
+
+/// Why a record was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Malformed {
+    /// CSV: not as many fields as the header.
+    FieldCount,
+    /// CSV: a quote where none may be, or an unterminated quoted field.
+    Quoting,
+    /// A needed field is not valid UTF-8.
+    Utf8,
+    /// NDJSON: not a JSON object.
+    Json,
+    /// A record longer than [`MAX_RECORD`].
+    TooLong,
+    /// Normalized mode: the key field is not an address / a domain name.
+    BadKey,
+    /// Normalized mode: the time field does not parse.
+    BadTime,
+}
+
+impl Malformed {
+    /// A short description for summaries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Malformed::FieldCount => "wrong number of fields",
+            Malformed::Quoting => "broken quoting",
+            Malformed::Utf8 => "invalid UTF-8",
+            Malformed::Json => "not a JSON object",
+            Malformed::TooLong => "record longer than 1 MiB",
+            Malformed::BadKey => "key is not a valid address or domain",
+            Malformed::BadTime => "unparseable time",
+        }
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// Records longer than this are skipped as malformed.
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// A prepared reader for one file: its format and where the fields are.
+#[derive(Clone, Debug)]
+pub enum Reader {
+    /// CSV: column indices and the header's column count.
+    Csv(csv::Columns),
+    /// NDJSON: key paths.
+    Json(json::Paths),
+    /// Zeek TSV: field indices and the header's conventions.
+    Zeek(zeek::Header),
+}
+
+/// What the header of a file told: the reader, the header's byte length (data starts there)
+/// and the header's line count.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The reader for the data.
+    pub reader: Reader,
+    /// Bytes of header before the first record.
+    pub header_len: usize,
+    /// Lines of header before the first record.
+    pub header_lines: u64,
+    /// The resolved schema (which column / key each logical field is read from).
+    pub schema: Schema,
+    /// All column names seen (for messages).
+    pub columns: Vec<String>,
+}
+
+/// Resolves the header of a file against the candidate names for each logical field.
+///
+/// `candidates[i]` lists acceptable names for logical field `i`, in preference order
+/// (matched case-insensitively, ignoring `_`, `-`, spaces and a `[UTC]` suffix for CSV).
+///
+/// # Errors
+/// A message when the header is unreadable.
+pub fn prepare(
+    format: LogFormat,
+    head: &[u8],
+    candidates: &[Vec<String>; LOGICAL],
+) -> Result<Prepared, String> {
+    match format {
+        LogFormat::Csv => csv::prepare(head, candidates),
+        LogFormat::Ndjson => json::prepare(head, candidates),
+        LogFormat::ZeekTsv => zeek::prepare(head, candidates),
+    }
+}
+
+/// Scans a chunk of complete records. `first_line` is the 1-based line number of the chunk's
+/// first byte. Calls `rec(line, fields)` per record and `bad(line, why)` per malformed one.
+pub fn scan<'a>(
+    reader: &Reader,
+    chunk: &'a [u8],
+    first_line: u64,
+    rec: &mut dyn FnMut(u64, Fields<'a>),
+    bad: &mut dyn FnMut(u64, Malformed),
+) {
+    match reader {
+        Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),
+        Reader::Json(p) => json::scan(p, chunk, first_line, rec, bad),
+        Reader::Zeek(h) => zeek::scan(h, chunk, first_line, rec, bad),
+    }
+}
+
+/// Whether records of this reader can contain raw newlines (CSV quoted fields), which makes
+/// chunk boundaries depend on quote parity.
+pub fn quoted_newlines(reader: &Reader) -> bool {
+    matches!(reader, Reader::Csv(_))
+}
+
+pub(crate) fn norm_name(h: &str) -> String {
+    crate::ingest::norm_header_name(h)
+}
+
+/// Picks, for each logical field, the first candidate present among `names` (normalized
+/// comparison); returns the index into `names`.
+pub(crate) fn resolve(
+    names: &[String],
+    candidates: &[Vec<String>; LOGICAL],
+) -> [Option<usize>; LOGICAL] {
+    let normed: Vec<String> = names.iter().map(|n| norm_name(n)).collect();
+    let mut out = [None; LOGICAL];
+    for (i, cands) in candidates.iter().enumerate() {
+        out[i] = cands.iter().find_map(|c| {
+            // An exact match first (dotted Zeek names), then the normalized one.
+            names.iter().position(|n| n == c).or_else(|| {
+                let c = norm_name(c);
+                normed.iter().position(|n| *n == c)
+            })
+        });
+    }
+    out
+}
+
+fn utf8(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok()
+}

@@ -1,0 +1,28 @@
+//! The crate's one `unsafe` operation: mapping a file read-only.
+
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use std::path::Path;
+
+/// Maps `path` read-only.
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub(crate) fn map(path: &Path) -> Result<Mmap> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only and private to this process, and every read from it is
+    // bounds-checked against the length taken here, so no access leaves the mapping. The hazard
+    // of a mapped file is another process changing it while mapped. iocmatch never modifies a
+    // file in place: indexes are replaced by writing a new file and renaming it, which leaves
+    // existing maps of the old inode intact, and log files are only read. A foreign in-place
+    // rewrite yields wrong bytes (an index reports them as corruption; a log reports malformed
+    // records), never undefined reads. A foreign truncation while mapped can raise SIGBUS, as
+    // with every mmap-based reader; the README says not to truncate files being hunted.
+    #[allow(unsafe_code)]
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    Ok(map)
+}
