@@ -324,7 +324,7 @@ pub const DESCRIPTION_POOL: &[&str] = &[
 pub const THREAT_POOL: &[&str] = &["", "C2", "Botnet", "Phishing, Malware", "x\"y"];
 
 pub const CONFIDENCE_POOL: &[&str] = &[
-    "", "", "0", "50", "100", "75.5", "12.25", "99.9", "1e2", "50.0", "-1", "0.1",
+    "", "", "0", "50", "100", "75.5", "12.25", "99.9", "1e2", "50.0", "-1", "0.1", "33.333", "1000",
 ];
 
 /// Event times no engine can read: KQL's null.
