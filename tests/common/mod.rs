@@ -626,7 +626,8 @@ pub fn parse_csv(text: &[u8]) -> Result<Vec<Vec<String>>, csv::Error> {
 // The literal KQL reference
 // ---------------------------------------------------------------------------------------------
 
-/// One reference output row: its cells, and whether the event's join key is valid.
+/// One reference output row: its cells, and whether the event is one normalized mode accepts
+/// (a valid join key, and a time that is empty or parses).
 pub struct RefRow {
     pub cells: Vec<String>,
     pub time: Option<i64>,
@@ -683,10 +684,12 @@ pub fn reference(q: Query, files: &Files, now: i64) -> Vec<RefRow> {
                         text.clone(),
                     ],
                     time,
+                    // Normalized mode's malformed records (issue 3): an invalid key, or a time
+                    // that is present but does not parse (kql reads it as null).
                     key_valid: match q {
                         Query::Network => ev[2].parse::<IpAddr>().is_ok(),
                         Query::Dns => valid_domain(&ev[2]),
-                    },
+                    } && (ev[0].is_empty() || time.is_some()),
                 });
             }
         }
