@@ -135,6 +135,48 @@ fn field(b: &[u8], pos: usize) -> Option<(Cow<'_, [u8]>, usize, u8)> {
     }
 }
 
+/// Scans a record that has no quote before its line end: returns its needed fields, the
+/// position after it, its column count and whether the needed fields are UTF-8; `None` when a
+/// quote appears (the general parser takes over).
+#[inline]
+fn plain_record<'a>(b: &'a [u8], pos: usize, slot_of: &[u8]) -> Option<(Fields<'a>, usize, usize, bool)> {
+    let mut fields: Fields<'a> = Default::default();
+    let mut col = 0usize;
+    let mut start = pos;
+    let mut ok = true;
+    let mut take = |col: usize, s: usize, e: usize, fields: &mut Fields<'a>| {
+        if let Some(&slot) = slot_of.get(col) {
+            if slot != u8::MAX {
+                let v = &b[s..e];
+                let v = v.strip_suffix(b"\r").unwrap_or(v);
+                match std::str::from_utf8(v) {
+                    Ok(v) => fields[slot as usize] = Some(Cow::Borrowed(v)),
+                    Err(_) => ok = false,
+                }
+            }
+        }
+    };
+    let mut i = pos;
+    while i < b.len() {
+        match b[i] {
+            b',' => {
+                take(col, start, i, &mut fields);
+                col += 1;
+                start = i + 1;
+            }
+            b'\n' => {
+                take(col, start, i, &mut fields);
+                return Some((fields, i + 1, col + 1, ok));
+            }
+            b'"' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    take(col, start, b.len(), &mut fields);
+    Some((fields, b.len(), col + 1, ok))
+}
+
 /// Skips a broken record starting at `record_start`: to its end by quote parity (the rule the
 /// chunker uses), or, when a quote is never closed, to the end of its first line, so that one
 /// stray quote costs one record rather than the rest of the file.
@@ -159,6 +201,12 @@ pub(super) fn scan<'a>(
 ) {
     // Column index -> logical slot, for the needed columns.
     let max_needed = cols.index.iter().flatten().copied().max();
+    let mut slot_of = vec![u8::MAX; max_needed.map_or(0, |m| m + 1)];
+    for (slot, ix) in cols.index.iter().enumerate() {
+        if let Some(c) = ix {
+            slot_of[*c] = slot as u8;
+        }
+    }
     let mut pos = 0;
     let mut line = first_line;
     while pos < b.len() {
@@ -172,6 +220,22 @@ pub(super) fn scan<'a>(
         if b[pos] == b'\r' && b.get(pos + 1) == Some(&b'\n') {
             pos += 2;
             line += 1;
+            continue;
+        }
+        // Fast path: a record without quotes is one line; one pass finds its commas and end.
+        if let Some((fields, end, ncols, utf8_ok)) = plain_record(b, pos, &slot_of) {
+            let span = start..end;
+            if end - start > MAX_RECORD {
+                bad(line, span, Malformed::TooLong);
+            } else if !utf8_ok {
+                bad(line, span, Malformed::Utf8);
+            } else if ncols != cols.count {
+                bad(line, span, Malformed::FieldCount);
+            } else {
+                rec(line, span, fields);
+            }
+            line += 1;
+            pos = end;
             continue;
         }
         let mut fields: Fields<'a> = Default::default();
