@@ -106,7 +106,11 @@ fn load(paths: &[PathBuf]) -> Result<Index<IndexBytes>> {
     let (idx, _) = iocmatch::index::load(paths, &IngestOptions::default()).with_context(|| {
         format!(
             "cannot load the index from {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     Ok(idx)
@@ -128,14 +132,21 @@ pub fn run(a: Args) -> Result<Outcome> {
             .map(|f| {
                 a.query
                     .logical(f.trim())
-                    .filter(|l| *l != Logical::Time && !(a.query == Query::Network && *l == Logical::Extra))
+                    .filter(|l| {
+                        *l != Logical::Time && !(a.query == Query::Network && *l == Logical::Extra)
+                    })
                     .with_context(|| format!("--match {f}: not a matchable field of this query"))
             })
             .collect::<Result<_>>()?;
     }
     for c in &a.column {
-        let (field, name) = c.split_once('=').with_context(|| format!("--column {c}: expected FIELD=NAME"))?;
-        let l = a.query.logical(field.trim()).with_context(|| format!("--column {c}: unknown field {field}"))?;
+        let (field, name) = c
+            .split_once('=')
+            .with_context(|| format!("--column {c}: expected FIELD=NAME"))?;
+        let l = a
+            .query
+            .logical(field.trim())
+            .with_context(|| format!("--column {c}: unknown field {field}"))?;
         opts.columns[l as usize] = Some(name.trim().to_string());
     }
     let mode = if a.annotate_all {
@@ -163,7 +174,8 @@ pub fn run(a: Args) -> Result<Outcome> {
         (signal_hook::consts::SIGTERM, &term),
         (signal_hook::consts::SIGINT, &term),
     ] {
-        signal_hook::flag::register(sig, Arc::clone(flag)).context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .context("cannot install signal handlers")?;
     }
 
     // A reader thread turns stdin into chunks as they arrive, so the main loop can notice
@@ -204,7 +216,8 @@ pub fn run(a: Args) -> Result<Outcome> {
                 break;
             }
             let reload_due = hup.swap(false, Ordering::Relaxed)
-                || (last_check.elapsed() > Duration::from_millis(500) && watch.as_deref().and_then(file_id) != seen);
+                || (last_check.elapsed() > Duration::from_millis(500)
+                    && watch.as_deref().and_then(file_id) != seen);
             if reload_due {
                 last_check = Instant::now();
                 if let Some(w) = &watch {
@@ -223,7 +236,9 @@ pub fn run(a: Args) -> Result<Outcome> {
                         }
                         Err(e) => {
                             // Keep serving with the old index; say why.
-                            eprintln!("iocmatch: index reload failed, keeping the previous one: {e:#}");
+                            eprintln!(
+                                "iocmatch: index reload failed, keeping the previous one: {e:#}"
+                            );
                             seen = file_id(w);
                         }
                     }
@@ -290,10 +305,17 @@ pub fn run(a: Args) -> Result<Outcome> {
 }
 
 fn summary(s: &FilterStats) -> String {
-    let mut out = format!("iocmatch filter: {} records read, {} matched, {} written", s.records, s.matched, s.written);
+    let mut out = format!(
+        "iocmatch filter: {} records read, {} matched, {} written",
+        s.records, s.matched, s.written
+    );
     let bad: u64 = s.malformed.values().sum();
     if bad > 0 {
-        let reasons: Vec<String> = s.malformed.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        let reasons: Vec<String> = s
+            .malformed
+            .iter()
+            .map(|(w, n)| format!("{n} {w}"))
+            .collect();
         out.push_str(&format!(", {bad} malformed ({})", reasons.join(", ")));
     }
     out.push('\n');

@@ -94,7 +94,13 @@ impl Filter {
     /// # Errors
     /// [`Error::Log`] for an unreadable header or, with [`OnError::Fail`], a malformed record;
     /// [`Error::Corrupt`] for a corrupt index.
-    pub fn push<S: AsRef<[u8]> + Sync>(&mut self, index: &Index<S>, data: &[u8], eof: bool, out: &mut Vec<u8>) -> Result<usize> {
+    pub fn push<S: AsRef<[u8]> + Sync>(
+        &mut self,
+        index: &Index<S>,
+        data: &[u8],
+        eof: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
         let mut consumed = 0;
         if self.prepared.is_none() {
             let Some(n) = self.header(data, eof, out)? else {
@@ -102,24 +108,44 @@ impl Filter {
             };
             consumed = n;
         }
-        let Some((format, p)) = &self.prepared else { return Ok(consumed) };
+        let Some((format, p)) = &self.prepared else {
+            return Ok(consumed);
+        };
         let rest = &data[consumed..];
         let quoted = logs::quoted_newlines(&p.reader);
-        let end = if eof { rest.len() } else { input::last_boundary(rest, quoted, self.odd) };
+        let end = if eof {
+            rest.len()
+        } else {
+            input::last_boundary(rest, quoted, self.odd)
+        };
         if end == 0 {
             return Ok(consumed);
         }
         let body = &rest[..end];
-        let m = Matcher { index, opts: &self.opts };
+        let m = Matcher {
+            index,
+            opts: &self.opts,
+        };
         let chunks = if body.len() >= PARALLEL_MIN {
             input::split(body, quoted, PARALLEL_MIN / 2)
         } else {
             vec![(0, body.len(), 0)]
         };
         let first = self.next_line;
-        let outs: Vec<Result<(Vec<u8>, Tally, u64, u64)>> = chunks
+        let outs: Vec<Result<ChunkOut>> = chunks
             .par_iter()
-            .map(|&(a, b, l)| chunk(&m, p, *format, self.mode, self.on_error, &body[a..b], first + l, index))
+            .map(|&(a, b, l)| {
+                chunk(
+                    &m,
+                    p,
+                    *format,
+                    self.mode,
+                    self.on_error,
+                    &body[a..b],
+                    first + l,
+                    index,
+                )
+            })
             .collect();
         for o in outs {
             let (bytes, tally, matched, written) = o.map_err(|e| match e {
@@ -150,7 +176,10 @@ impl Filter {
         if data.is_empty() {
             return Ok(None);
         }
-        let format = self.opts.input_format.unwrap_or_else(|| LogFormat::detect(data));
+        let format = self
+            .opts
+            .input_format
+            .unwrap_or_else(|| LogFormat::detect(data));
         // The header must be whole: CSV one line, Zeek every leading `#` line plus one record
         // line (or the end), NDJSON a first line to sample.
         let complete = match format {
@@ -179,7 +208,10 @@ impl Filter {
                 let f = self.opts.query.field_name(l);
                 return Err(Error::Log {
                     file: self.name.clone(),
-                    message: format!("no {f} field (found: {}); name it with --column {f}=NAME", p.columns.join(", ")),
+                    message: format!(
+                        "no {f} field (found: {}); name it with --column {f}=NAME",
+                        p.columns.join(", ")
+                    ),
                 });
             }
         }
@@ -206,7 +238,11 @@ impl Filter {
                     if body.starts_with(b"#fields") || body.starts_with(b"#types") {
                         for c in TI_COLUMNS {
                             out.push(b'\t');
-                            out.extend_from_slice(if body.starts_with(b"#fields") { c.as_bytes() } else { b"string" });
+                            out.extend_from_slice(if body.starts_with(b"#fields") {
+                                c.as_bytes()
+                            } else {
+                                b"string"
+                            });
                         }
                     }
                     out.push(b'\n');
@@ -220,6 +256,9 @@ impl Filter {
         Ok(Some(n))
     }
 }
+
+/// One chunk's output bytes, counts, matched records and written records.
+type ChunkOut = (Vec<u8>, Tally, u64, u64);
 
 /// The appended CSV / Zeek columns.
 pub const TI_COLUMNS: [&str; 9] = [
@@ -276,9 +315,13 @@ fn chunk<S: AsRef<[u8]>>(
     b: &[u8],
     first_line: u64,
     index: &Index<S>,
-) -> Result<(Vec<u8>, Tally, u64, u64)> {
+) -> Result<ChunkOut> {
     let st = std::cell::RefCell::new(ChunkState {
-        out: Vec::with_capacity(if mode == Mode::Matches { 1024 } else { b.len() + b.len() / 8 }),
+        out: Vec::with_capacity(if mode == Mode::Matches {
+            1024
+        } else {
+            b.len() + b.len() / 8
+        }),
         tally: Tally::default(),
         matched: 0,
         written: 0,
@@ -332,7 +375,10 @@ fn chunk<S: AsRef<[u8]>>(
                 s.err = Some(e);
             }
         },
-        &mut |line, span, why| st.borrow_mut().malformed(on_error, line, b.get(span).unwrap_or(&[]), why),
+        &mut |line, span, why| {
+            st.borrow_mut()
+                .malformed(on_error, line, b.get(span).unwrap_or(&[]), why)
+        },
     );
     let s = st.into_inner();
     if let Some(e) = s.err {
@@ -346,12 +392,28 @@ fn trim_end(r: &[u8]) -> &[u8] {
     r.strip_suffix(b"\r").unwrap_or(r)
 }
 
-fn annotate<S: AsRef<[u8]>>(out: &mut Vec<u8>, rec: &[u8], format: LogFormat, ms: &[Match], index: &Index<S>, q: super::Query) -> Result<()> {
+fn annotate<S: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    rec: &[u8],
+    format: LogFormat,
+    ms: &[Match],
+    index: &Index<S>,
+    q: super::Query,
+) -> Result<()> {
     let mut cols: [Vec<String>; 9] = Default::default();
     let mut objs = Vec::with_capacity(ms.len());
     for mt in ms {
         let r = index.record(mt.record)?;
-        let conf = r.confidence().map(|c| if c.fract() == 0.0 { format!("{c:.0}") } else { c.to_string() }).unwrap_or_default();
+        let conf = r
+            .confidence()
+            .map(|c| {
+                if c.fract() == 0.0 {
+                    format!("{c:.0}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .unwrap_or_default();
         let exp = r.expiration().map(|t| t.to_string()).unwrap_or_default();
         let field = q.field_name(mt.matched);
         let vals = [
@@ -375,7 +437,10 @@ fn annotate<S: AsRef<[u8]>>(out: &mut Vec<u8>, rec: &[u8], format: LogFormat, ms
             o.insert("threat_type".into(), r.field(Field::ThreatType).into());
             o.insert("description".into(), r.field(Field::Description).into());
             o.insert("id".into(), r.field(Field::Id).into());
-            o.insert("expiration".into(), r.expiration().map(|t| t.to_string()).into());
+            o.insert(
+                "expiration".into(),
+                r.expiration().map(|t| t.to_string()).into(),
+            );
             o.insert("field".into(), field.into());
             objs.push(serde_json::Value::Object(o));
         }
@@ -385,7 +450,9 @@ fn annotate<S: AsRef<[u8]>>(out: &mut Vec<u8>, rec: &[u8], format: LogFormat, ms
             let ti = serde_json::to_string(&objs).unwrap_or_else(|_| "[]".into());
             let close = rec.iter().rposition(|&c| c == b'}').unwrap_or(rec.len());
             let open = rec.iter().position(|&c| c == b'{').unwrap_or(0);
-            let empty = rec.get(open + 1..close).is_none_or(|inner| inner.trim_ascii().is_empty());
+            let empty = rec
+                .get(open + 1..close)
+                .is_none_or(|inner| inner.trim_ascii().is_empty());
             out.extend_from_slice(&rec[..close]);
             if !empty {
                 out.push(b',');

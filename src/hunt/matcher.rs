@@ -132,9 +132,10 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         if cands.is_empty() {
             return Ok(());
         }
+        // Indicator order within a record (the filter's `ti` order; hunt sorts the same way).
+        cands.sort_unstable_by_key(|&(id, f)| (id, f as u8));
         if !kql {
             // A record with several matching keys (or suffixes) joins once per field.
-            cands.sort_unstable_by_key(|&(id, f)| (id, f as u8));
             cands.dedup();
         }
         for &(id, field) in cands.iter() {

@@ -48,13 +48,16 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
                     }
                     ips.finish()
                 },
-                || string_keys(indicators).finish(),
+                || {
+                    let (strs, flags) = string_keys(indicators);
+                    strs.finish().map(|s| (s, flags))
+                },
             )
         },
     );
     let (records, blocks, strings) = recs?;
     let ip = ip?;
-    let (slots, entries) = strs?;
+    let ((slots, entries), flags) = strs?;
     let bodies: [&[u8]; SECTIONS] = [
         &records,
         &blocks,
@@ -85,6 +88,7 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     out[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
     out[24..32].copy_from_slice(&build_time.ticks().to_le_bytes());
     out[32..36].copy_from_slice(&count.to_le_bytes());
+    out[36..40].copy_from_slice(&flags.to_le_bytes());
     out[44..48].copy_from_slice(&(SECTIONS as u32).to_le_bytes());
     out[48] = ip.v4.bitmap_bits;
     out[49] = ip.v4.l1_bits;
@@ -113,8 +117,9 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
 /// lookup followed by a raw-string comparison would reach (and only those, so that the two
 /// paths of `Index::visit_kql_network_ip` never report a record twice). `""` is found through
 /// the record flags instead.
-fn string_keys(indicators: &[Indicator]) -> StrTableBuilder {
+fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
     let mut strs = StrTableBuilder::default();
+    let mut flags = 0u32;
     for (i, ind) in indicators.iter().enumerate() {
         let id = i as u32;
         for key in &ind.keys {
@@ -129,6 +134,9 @@ fn string_keys(indicators: &[Indicator]) -> StrTableBuilder {
         });
         if !ip_reachable && !ind.kql_network_ip.is_empty() {
             strs.add(TAG_RAW_NETWORK_IP, ind.kql_network_ip.as_bytes(), id);
+            if parse_ip_addr(&ind.kql_network_ip).is_some() {
+                flags |= format::FLAG_RAW_IP_PARSEABLE;
+            }
         }
         let domain_reachable = normalize_domain(&ind.kql_domain_name).is_ok_and(|d| {
             ind.keys
@@ -137,9 +145,12 @@ fn string_keys(indicators: &[Indicator]) -> StrTableBuilder {
         });
         if !domain_reachable && !ind.kql_domain_name.is_empty() {
             strs.add(TAG_RAW_DOMAIN_NAME, ind.kql_domain_name.as_bytes(), id);
+            if normalize_domain(&ind.kql_domain_name).is_ok() {
+                flags |= format::FLAG_RAW_DOMAIN_NORMALIZABLE;
+            }
         }
     }
-    strs
+    (strs, flags)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to

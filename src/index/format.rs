@@ -18,6 +18,12 @@ pub const VERSION: u32 = 1;
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
 pub const CHECKSUM_AT: usize = 40;
+/// Header flag: some raw `NetworkIP` string in the raw table parses as an address (so an
+/// address-shaped event key must probe the raw table too).
+pub const FLAG_RAW_IP_PARSEABLE: u32 = 1;
+/// Header flag: some raw `DomainName` string in the raw table normalizes as a domain.
+pub const FLAG_RAW_DOMAIN_NORMALIZABLE: u32 = 2;
+
 /// Size of one fixed indicator record.
 pub const RECORD_SIZE: usize = 24;
 /// Size of one IP prefix node.
@@ -110,6 +116,8 @@ pub struct Layout {
     pub records: u32,
     /// Stored checksum.
     pub checksum: u32,
+    /// Header flags (`FLAG_*`).
+    pub flags: u32,
     /// log2 of the IPv4 bitmap's block count (0 = no bitmap).
     pub v4_bitmap_bits: u8,
     /// log2 of the IPv4 first-level table size.
@@ -204,6 +212,13 @@ impl Layout {
         }
         let build_time = u64_at(b, 24).ok_or_else(|| short(24))? as i64;
         let records = u32_at(b, 32).ok_or_else(|| short(32))?;
+        let flags = u32_at(b, 36).ok_or_else(|| short(36))?;
+        if flags & !(FLAG_RAW_IP_PARSEABLE | FLAG_RAW_DOMAIN_NORMALIZABLE) != 0 {
+            return Err(Error::corrupt(
+                36,
+                format!("unknown header flags {flags:#x}"),
+            ));
+        }
         let checksum = u32_at(b, CHECKSUM_AT).ok_or_else(|| short(CHECKSUM_AT))?;
         let nsect = u32_at(b, 44).ok_or_else(|| short(44))?;
         if nsect as usize != SECTIONS {
@@ -248,6 +263,7 @@ impl Layout {
             build_time,
             records,
             checksum,
+            flags,
             v4_bitmap_bits,
             v4_l1_bits,
             v6_l1_bits,

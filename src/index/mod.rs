@@ -437,7 +437,8 @@ impl<S: AsRef<[u8]>> Index<S> {
         if s.is_empty() {
             return self.visit_flagged(records::FLAG_KQL_IP_EMPTY, f);
         }
-        if let Some(a) = parse_ip_addr(s) {
+        let parsed = parse_ip_addr(s);
+        if let Some(a) = parsed {
             let mut hits: Vec<u32> = Vec::new();
             self.visit_ip(a, |id| {
                 hits.push(id);
@@ -450,6 +451,11 @@ impl<S: AsRef<[u8]>> Index<S> {
                     f(id)?;
                 }
             }
+        }
+        // Address-shaped keys are in the raw table only when the build said so (a header
+        // flag): most indexes spare every event this second probe.
+        if parsed.is_some() && self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0 {
+            return Ok(());
         }
         for id in self
             .strtable()
@@ -473,9 +479,10 @@ impl<S: AsRef<[u8]>> Index<S> {
         if s.is_empty() {
             return self.visit_flagged(records::FLAG_KQL_DOMAIN_EMPTY, f);
         }
-        if let Ok(d) = normalize_domain(s) {
+        let normal = normalize_domain(s).ok();
+        if let Some(d) = &normal {
             let mut hits: Vec<u32> = Vec::new();
-            self.visit_key(Kind::Domain, &d, |id| {
+            self.visit_key(Kind::Domain, d, |id| {
                 hits.push(id);
                 Ok(())
             })?;
@@ -486,6 +493,9 @@ impl<S: AsRef<[u8]>> Index<S> {
                     f(id)?;
                 }
             }
+        }
+        if normal.is_some() && self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0 {
+            return Ok(());
         }
         for id in self
             .strtable()

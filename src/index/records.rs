@@ -156,7 +156,11 @@ impl<'a> RecordsBuilder<'a> {
         };
         let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
         let conf = match ind.confidence {
-            Some(c) if c.is_finite() && (0.0..=655.33).contains(&c) && (c * 100.0).round() / 100.0 == c => {
+            Some(c)
+                if c.is_finite()
+                    && (0.0..=655.33).contains(&c)
+                    && (c * 100.0).round() / 100.0 == c =>
+            {
                 (c * 100.0).round() as u16
             }
             Some(c) if c.is_finite() => CONF_IN_BLOCK,
@@ -168,7 +172,12 @@ impl<'a> RecordsBuilder<'a> {
         };
         let mut fields = [""; FIELDS];
         fields[Field::Value as usize] = &value;
-        for (f, slot) in fields.iter_mut().enumerate().take(Field::Modified as usize).skip(1) {
+        for (f, slot) in fields
+            .iter_mut()
+            .enumerate()
+            .take(Field::Modified as usize)
+            .skip(1)
+        {
             *slot = borrowed_field(ind, f);
         }
         fields[Field::Modified as usize] = &modified;

@@ -410,16 +410,55 @@ fn index_is_send_and_sync() {
 
 #[test]
 fn confidence_is_kept_exactly() {
-    let inds: Vec<Indicator> = [Some(85.5), Some(33.333), Some(-1.0), Some(1000.0), Some(0.125), Some(100.0), None, Some(0.07)]
-        .into_iter()
-        .map(|c| {
-            let mut i = ip_ind("1.2.3.4");
-            i.confidence = c;
-            i
-        })
-        .collect();
+    let inds: Vec<Indicator> = [
+        Some(85.5),
+        Some(33.333),
+        Some(-1.0),
+        Some(1000.0),
+        Some(0.125),
+        Some(100.0),
+        None,
+        Some(0.07),
+    ]
+    .into_iter()
+    .map(|c| {
+        let mut i = ip_ind("1.2.3.4");
+        i.confidence = c;
+        i
+    })
+    .collect();
     let idx = build_index(&inds);
-    let got: Vec<Option<f64>> = (0..inds.len() as u32).map(|i| idx.record(i).unwrap().confidence()).collect();
+    let got: Vec<Option<f64>> = (0..inds.len() as u32)
+        .map(|i| idx.record(i).unwrap().confidence())
+        .collect();
     let want: Vec<Option<f64>> = inds.iter().map(|i| i.confidence).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn kql_raw_entries_that_look_like_addresses_are_still_found() {
+    // A row whose raw NetworkIP is an address but which has no IP key (say, its key came from
+    // another column): only the raw table reaches it, and the header flag says to probe it.
+    let odd = Indicator {
+        kql_network_ip: "9.9.9.9".into(),
+        kql_domain_name: "Odd.Example".into(),
+        ..Indicator::default()
+    };
+    let idx = build_index(&[ip_ind("1.2.3.4"), odd]);
+    let mut v = Vec::new();
+    idx.visit_kql_network_ip("9.9.9.9", |id| {
+        v.push(id);
+        Ok(())
+    })
+    .unwrap();
+    idx.visit_kql_domain_name("Odd.Example", |id| {
+        v.push(id);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(v, vec![1, 1]);
+    // Without such rows the flags are clear and the probe is skipped.
+    let plain = build_index(&[ip_ind("1.2.3.4")]);
+    assert_eq!(plain.layout().flags, 0);
+    assert_ne!(idx.layout().flags, 0);
 }

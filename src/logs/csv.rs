@@ -139,7 +139,11 @@ fn field(b: &[u8], pos: usize) -> Option<(Cow<'_, [u8]>, usize, u8)> {
 /// position after it, its column count and whether the needed fields are UTF-8; `None` when a
 /// quote appears (the general parser takes over).
 #[inline]
-fn plain_record<'a>(b: &'a [u8], pos: usize, slot_of: &[u8]) -> Option<(Fields<'a>, usize, usize, bool)> {
+fn plain_record<'a>(
+    b: &'a [u8],
+    pos: usize,
+    slot_of: &[u8],
+) -> Option<(Fields<'a>, usize, usize, bool)> {
     let mut fields: Fields<'a> = Default::default();
     let mut col = 0usize;
     let mut start = pos;
@@ -390,9 +394,13 @@ mod tests {
         let Reader::Csv(c) = &p.reader else { panic!() };
         let mut n = 0;
         let mut bads = Vec::new();
-        scan(c, &t[p.header_len..], 2, &mut |_, _, _| n += 1, &mut |l, _, w| {
-            bads.push((l, w))
-        });
+        scan(
+            c,
+            &t[p.header_len..],
+            2,
+            &mut |_, _, _| n += 1,
+            &mut |l, _, w| bads.push((l, w)),
+        );
         assert_eq!((n, bads), (1, vec![(2, Malformed::Utf8)]));
     }
 }
