@@ -377,3 +377,118 @@ fn the_readme_main_command_finds_matches() {
     assert!(out.contains("2001:DB8::BAD:1,80,IPv6 C2"), "{out}");
     assert_eq!(out.matches(",203.0.113.10,").count(), 8, "{out}");
 }
+
+/// The same events as plain CSV, gzip, zstd, stdin, NDJSON and a Zeek conn.log (TSV and JSON)
+/// give the same matches.
+#[test]
+fn hunt_reads_compressed_stdin_and_zeek_logs() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ti = dir.path().join("ti.txt");
+    std::fs::write(&ti, "203.0.113.7\n198.51.100.0/24\n").unwrap();
+    let csv = "TimeGenerated,SourceIP,DestinationIP\n\
+               2024-11-28T16:48:49Z,10.0.0.1,203.0.113.7\n\
+               2024-11-28T16:48:50Z,10.0.0.2,8.8.8.8\n\
+               2024-11-28T16:48:51Z,10.0.0.3,198.51.100.99\n";
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("plain.csv"), csv).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(csv.as_bytes()).unwrap();
+    std::fs::write(p("log.csv.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(
+        p("log.csv.zst"),
+        zstd::encode_all(csv.as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        p("conn.log"),
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\n#types\ttime\tstring\taddr\tport\taddr\tport\n\
+         1732812529.000000\tC1\t10.0.0.1\t5000\t203.0.113.7\t443\n\
+         1732812530.000000\tC2\t10.0.0.2\t5001\t8.8.8.8\t53\n\
+         1732812531.000000\tC3\t10.0.0.3\t5002\t198.51.100.99\t443\n#close\t2024-11-28-16-50-00\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("conn.json"),
+        "{\"ts\":1732812529.0,\"uid\":\"C1\",\"id.orig_h\":\"10.0.0.1\",\"id.resp_h\":\"203.0.113.7\"}\n\
+         {\"ts\":1732812530.0,\"uid\":\"C2\",\"id.orig_h\":\"10.0.0.2\",\"id.resp_h\":\"8.8.8.8\"}\n\
+         {\"ts\":1732812531.0,\"uid\":\"C3\",\"id.orig_h\":\"10.0.0.3\",\"id.resp_h\":\"198.51.100.99\"}\n",
+    )
+    .unwrap();
+    let want = "TimeGenerated,SourceIP,DestinationIP,ConfidenceScore,Description\n\
+                2024-11-28T16:48:51Z,10.0.0.3,198.51.100.99,,\n\
+                2024-11-28T16:48:49Z,10.0.0.1,203.0.113.7,,\n";
+    for log in [
+        "plain.csv",
+        "log.csv.gz",
+        "log.csv.zst",
+        "conn.log",
+        "conn.json",
+    ] {
+        let o = bin()
+            .args(["hunt", "network", "-q", "--now", "2024-12-01", "--index"])
+            .arg(&ti)
+            .arg(p(log))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            want,
+            "{log}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // stdin, compressed.
+    let mut child = bin()
+        .args(["hunt", "network", "-q", "--now", "2024-12-01", "--index"])
+        .arg(&ti)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(p("log.csv.zst")).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    // --strict stops at a malformed record, naming its line.
+    std::fs::write(
+        p("bad.csv"),
+        format!("{csv}2024-11-28T16:48:52Z,10.0.0.4\n"),
+    )
+    .unwrap();
+    let o = bin()
+        .args([
+            "hunt",
+            "network",
+            "--strict",
+            "--now",
+            "2024-12-01",
+            "--index",
+        ])
+        .arg(&ti)
+        .arg(p("bad.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 5: wrong number of fields"));
+    // A log without the key column is an error that says how to map it.
+    std::fs::write(
+        p("nokey.csv"),
+        "TimeGenerated,src,dst\n2024-11-28T16:48:52Z,a,b\n",
+    )
+    .unwrap();
+    let o = bin()
+        .args(["hunt", "network", "--index"])
+        .arg(&ti)
+        .arg(p("nokey.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--column DestinationIP=NAME"));
+}
