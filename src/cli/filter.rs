@@ -180,16 +180,18 @@ pub fn run(a: Args) -> Result<Outcome> {
 
     // A reader thread turns stdin into chunks as they arrive, so the main loop can notice
     // signals and index replacements while the input is idle.
-    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(8);
+    // A pipe delivers at most its capacity (64 KiB) per read; queueing up to 256 reads lets a
+    // fast stream build batches of several MiB for the parallel scan, while memory stays bounded
+    // by what is queued.
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(256);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 20];
         loop {
-            let mut buf = vec![0u8; 1 << 20];
             match stdin.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    buf.truncate(n);
-                    if tx.send(Ok(buf)).is_err() {
+                    if tx.send(Ok(buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }
