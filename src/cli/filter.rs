@@ -274,10 +274,18 @@ pub fn run(a: Args) -> Result<Outcome> {
             if !fixed_now {
                 filter.set_now(iocmatch::time::Timestamp::now());
             }
-            let used = filter.push(&index, &pending, eof, &mut obuf)?;
-            pending.drain(..used);
+            let pushed = filter.push(&index, &pending, eof, &mut obuf);
+            // Whatever was produced goes out, also before an --on-error fail stop.
             out.write_all(&obuf)?;
             obuf.clear();
+            let used = match pushed {
+                Ok(n) => n,
+                Err(e) => {
+                    out.flush()?;
+                    return Err(e.into());
+                }
+            };
+            pending.drain(..used);
             // The input paused (nothing more queued) or every record must go out now.
             if a.line_buffered || paused || eof {
                 out.flush()?;

@@ -132,7 +132,7 @@ impl Filter {
             vec![(0, body.len(), 0)]
         };
         let first = self.next_line;
-        let outs: Vec<Result<ChunkOut>> = chunks
+        let outs: Vec<std::result::Result<ChunkOut, (Vec<u8>, Error)>> = chunks
             .par_iter()
             .map(|&(a, b, l)| {
                 chunk(
@@ -148,13 +148,20 @@ impl Filter {
             })
             .collect();
         for o in outs {
-            let (bytes, tally, matched, written) = o.map_err(|e| match e {
-                Error::Log { message, .. } => Error::Log {
-                    file: self.name.clone(),
-                    message,
-                },
-                e => e,
-            })?;
+            let (bytes, tally, matched, written) = match o {
+                Ok(v) => v,
+                Err((partial, e)) => {
+                    // The records before the failing one still go out.
+                    out.extend_from_slice(&partial);
+                    return Err(match e {
+                        Error::Log { message, .. } => Error::Log {
+                            file: self.name.clone(),
+                            message,
+                        },
+                        e => e,
+                    });
+                }
+            };
             out.extend_from_slice(&bytes);
             // Every record is either matched-or-not (tally.records) or malformed (skipped).
             self.stats.records += tally.records + tally.skipped.len() as u64;
@@ -315,7 +322,7 @@ fn chunk<S: AsRef<[u8]>>(
     b: &[u8],
     first_line: u64,
     index: &Index<S>,
-) -> Result<ChunkOut> {
+) -> std::result::Result<ChunkOut, (Vec<u8>, Error)> {
     let st = std::cell::RefCell::new(ChunkState {
         out: Vec::with_capacity(if mode == Mode::Matches {
             1024
@@ -382,7 +389,8 @@ fn chunk<S: AsRef<[u8]>>(
     );
     let s = st.into_inner();
     if let Some(e) = s.err {
-        return Err(e);
+        // The output of the records before the failure still goes out.
+        return Err((s.out, e));
     }
     Ok((s.out, s.tally, s.matched, s.written))
 }
