@@ -2,6 +2,7 @@
 //! stdout, annotated; constant memory; flushes whenever the input pauses; reloads the index
 //! when its file is replaced or on SIGHUP; a summary on stderr at the end or on SIGTERM.
 
+use super::join_args::{parse_expiry, parse_log_format, parse_query, parse_semantics};
 use super::output::parse_time_arg;
 use super::Outcome;
 use anyhow::{Context, Result};
@@ -9,7 +10,7 @@ use iocmatch::hunt::filter::{Filter, FilterStats, Mode, OnError};
 use iocmatch::hunt::{Expiry, HuntOptions, Query, Semantics};
 use iocmatch::index::{Index, IndexBytes};
 use iocmatch::ingest::IngestOptions;
-use iocmatch::logs::{LogFormat, Logical};
+use iocmatch::logs::LogFormat;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,34 +68,6 @@ pub struct Args {
     quiet: bool,
 }
 
-fn parse_query(s: &str) -> Result<Query, String> {
-    match s {
-        "network" => Ok(Query::Network),
-        "dns" => Ok(Query::Dns),
-        _ => Err(format!("unknown query {s:?}: `network` or `dns`")),
-    }
-}
-
-fn parse_semantics(s: &str) -> Result<Semantics, String> {
-    match s {
-        "kql" => Ok(Semantics::Kql),
-        "normalized" => Ok(Semantics::Normalized),
-        _ => Err(format!("unknown semantics {s:?}")),
-    }
-}
-
-fn parse_expiry(s: &str) -> Result<Expiry, String> {
-    match s {
-        "now" => Ok(Expiry::Now),
-        "at-event" => Ok(Expiry::AtEvent),
-        _ => Err(format!("unknown expiry rule {s:?}")),
-    }
-}
-
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}"))
-}
-
 /// The identity of the index file, to notice a replacement (rename) or rewrite.
 fn file_id(p: &std::path::Path) -> Option<(u64, u64, std::time::SystemTime)> {
     use std::os::unix::fs::MetadataExt;
@@ -125,30 +98,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     if let Some(n) = a.now {
         opts.now = n;
     }
-    if !a.match_fields.is_empty() {
-        opts.match_fields = a
-            .match_fields
-            .iter()
-            .map(|f| {
-                a.query
-                    .logical(f.trim())
-                    .filter(|l| {
-                        *l != Logical::Time && !(a.query == Query::Network && *l == Logical::Extra)
-                    })
-                    .with_context(|| format!("--match {f}: not a matchable field of this query"))
-            })
-            .collect::<Result<_>>()?;
-    }
-    for c in &a.column {
-        let (field, name) = c
-            .split_once('=')
-            .with_context(|| format!("--column {c}: expected FIELD=NAME"))?;
-        let l = a
-            .query
-            .logical(field.trim())
-            .with_context(|| format!("--column {c}: unknown field {field}"))?;
-        opts.columns[l as usize] = Some(name.trim().to_string());
-    }
+    super::join_args::apply_fields(&mut opts, &a.match_fields, &a.column)?;
     let mode = if a.annotate_all {
         Mode::AnnotateAll
     } else if a.invert {

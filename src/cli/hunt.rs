@@ -1,8 +1,9 @@
 //! `iocmatch hunt network|dns`: the two Sentinel hunting joins over log files.
 
+use super::join_args::{parse_expiry, parse_log_format, parse_query, parse_semantics};
 use super::output::{confidence, parse_time_arg, Out};
 use super::Outcome;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use iocmatch::hunt::{self, Expiry, HuntOptions, HuntReport, Match, Progress, Query, Semantics};
 use iocmatch::index::{Field, Index, IndexBytes};
 use iocmatch::ingest::IngestOptions;
@@ -87,34 +88,6 @@ mod hunt_time {
     pub type T = iocmatch::time::Timestamp;
 }
 
-fn parse_query(s: &str) -> Result<Query, String> {
-    match s {
-        "network" => Ok(Query::Network),
-        "dns" => Ok(Query::Dns),
-        _ => Err(format!("unknown query {s:?}: `network` or `dns`")),
-    }
-}
-
-fn parse_semantics(s: &str) -> Result<Semantics, String> {
-    match s {
-        "kql" => Ok(Semantics::Kql),
-        "normalized" => Ok(Semantics::Normalized),
-        _ => Err(format!("unknown semantics {s:?}: `normalized` or `kql`")),
-    }
-}
-
-fn parse_expiry(s: &str) -> Result<Expiry, String> {
-    match s {
-        "now" => Ok(Expiry::Now),
-        "at-event" => Ok(Expiry::AtEvent),
-        _ => Err(format!("unknown expiry rule {s:?}: `now` or `at-event`")),
-    }
-}
-
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}: csv, ndjson or zeek"))
-}
-
 /// An output column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Col {
@@ -166,41 +139,7 @@ pub fn run(a: Args) -> Result<Outcome> {
     opts.input_format = a.input_format;
     opts.threads = a.threads;
     opts.strict = a.strict;
-    if !a.match_fields.is_empty() {
-        opts.match_fields = a
-            .match_fields
-            .iter()
-            .map(|f| {
-                let l = a.query.logical(f.trim()).filter(|l| *l != Logical::Time);
-                match (a.query, l) {
-                    (Query::Network, Some(Logical::Extra)) | (_, None) => bail!(
-                        "--match {f}: not a matchable field of the {} query (use {})",
-                        if a.query == Query::Network {
-                            "network"
-                        } else {
-                            "dns"
-                        },
-                        if a.query == Query::Network {
-                            "SourceIP,DestinationIP"
-                        } else {
-                            "Name,IPAddresses"
-                        }
-                    ),
-                    (_, Some(l)) => Ok(l),
-                }
-            })
-            .collect::<Result<_>>()?;
-    }
-    for c in &a.column {
-        let (field, name) = c.split_once('=').with_context(|| {
-            format!("--column {c}: expected FIELD=NAME, e.g. DestinationIP=dst_ip")
-        })?;
-        let l = a
-            .query
-            .logical(field.trim())
-            .with_context(|| format!("--column {c}: {field} is not a field of this query"))?;
-        opts.columns[l as usize] = Some(name.trim().to_string());
-    }
+    super::join_args::apply_fields(&mut opts, &a.match_fields, &a.column)?;
     let mut cols: Vec<(String, Col)> = a
         .query
         .columns()

@@ -6,6 +6,7 @@ mod filter;
 mod gen;
 mod hunt;
 mod inspect;
+mod join_args;
 mod lookup;
 mod output;
 mod sync;

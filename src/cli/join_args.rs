@@ -1,0 +1,75 @@
+//! The arguments `hunt` and `filter` share: which join, its semantics, and where the fields are.
+
+use anyhow::{bail, Context, Result};
+use iocmatch::hunt::{Expiry, HuntOptions, Query, Semantics};
+use iocmatch::logs::{LogFormat, Logical};
+
+pub fn parse_query(s: &str) -> Result<Query, String> {
+    match s {
+        "network" => Ok(Query::Network),
+        "dns" => Ok(Query::Dns),
+        _ => Err(format!("unknown query {s:?}: `network` or `dns`")),
+    }
+}
+
+pub fn parse_semantics(s: &str) -> Result<Semantics, String> {
+    match s {
+        "kql" => Ok(Semantics::Kql),
+        "normalized" => Ok(Semantics::Normalized),
+        _ => Err(format!("unknown semantics {s:?}: `normalized` or `kql`")),
+    }
+}
+
+pub fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    match s {
+        "now" => Ok(Expiry::Now),
+        "at-event" => Ok(Expiry::AtEvent),
+        _ => Err(format!("unknown expiry rule {s:?}: `now` or `at-event`")),
+    }
+}
+
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}: csv, ndjson or zeek"))
+}
+
+/// Applies `--match F,F` and `--column FIELD=NAME` to `opts`.
+pub fn apply_fields(
+    opts: &mut HuntOptions,
+    match_fields: &[String],
+    columns: &[String],
+) -> Result<()> {
+    let q = opts.query;
+    if !match_fields.is_empty() {
+        opts.match_fields = match_fields
+            .iter()
+            .map(
+                |f| match q.logical(f.trim()).filter(|l| *l != Logical::Time) {
+                    Some(Logical::Extra) if q == Query::Network => None,
+                    l => l,
+                },
+            )
+            .zip(match_fields)
+            .map(|(l, f)| match l {
+                Some(l) => Ok(l),
+                None => bail!(
+                    "--match {f}: not a matchable field of this query (use {})",
+                    if q == Query::Network {
+                        "SourceIP,DestinationIP"
+                    } else {
+                        "Name,IPAddresses"
+                    }
+                ),
+            })
+            .collect::<Result<_>>()?;
+    }
+    for c in columns {
+        let (field, name) = c.split_once('=').with_context(|| {
+            format!("--column {c}: expected FIELD=NAME, e.g. DestinationIP=dst_ip")
+        })?;
+        let l = q
+            .logical(field.trim())
+            .with_context(|| format!("--column {c}: {field} is not a field of this query"))?;
+        opts.columns[l as usize] = Some(name.trim().to_string());
+    }
+    Ok(())
+}
