@@ -429,79 +429,78 @@ impl<S: AsRef<[u8]>> Index<S> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
-    pub fn visit_kql_network_ip(
-        &self,
-        s: &str,
-        mut f: impl FnMut(u32) -> Result<()>,
-    ) -> Result<()> {
-        if s.is_empty() {
-            return self.visit_flagged(records::FLAG_KQL_IP_EMPTY, f);
-        }
+    pub fn visit_kql_network_ip(&self, s: &str, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
         let parsed = parse_ip_addr(s);
-        if let Some(a) = parsed {
-            let mut hits: Vec<u32> = Vec::new();
+        let normalized = |hits: &mut Vec<u32>| -> Result<bool> {
+            let Some(a) = parsed else { return Ok(false) };
             self.visit_ip(a, |id| {
                 hits.push(id);
                 Ok(())
             })?;
-            hits.sort_unstable();
-            hits.dedup();
-            for id in hits {
-                if self.record(id)?.field(Field::KqlNetworkIp) == s {
-                    f(id)?;
-                }
-            }
-        }
-        // Address-shaped keys are in the raw table only when the build said so (a header
-        // flag): most indexes spare every event this second probe.
-        if parsed.is_some() && self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0 {
-            return Ok(());
-        }
-        for id in self
-            .strtable()
-            .get(TAG_RAW_NETWORK_IP, s.as_bytes())?
-            .iter()
-        {
-            f(self.checked(id)?)?;
-        }
-        Ok(())
+            Ok(true)
+        };
+        self.kql_join(s, KqlColumn::NetworkIp, normalized, f)
     }
 
     /// KQL-exact join on `DomainName` (see [`Index::visit_kql_network_ip`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
-    pub fn visit_kql_domain_name(
-        &self,
-        s: &str,
-        mut f: impl FnMut(u32) -> Result<()>,
-    ) -> Result<()> {
-        if s.is_empty() {
-            return self.visit_flagged(records::FLAG_KQL_DOMAIN_EMPTY, f);
-        }
+    pub fn visit_kql_domain_name(&self, s: &str, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
         let normal = normalize_domain(s).ok();
-        if let Some(d) = &normal {
-            let mut hits: Vec<u32> = Vec::new();
+        let normalized = |hits: &mut Vec<u32>| -> Result<bool> {
+            let Some(d) = &normal else { return Ok(false) };
             self.visit_key(Kind::Domain, d, |id| {
                 hits.push(id);
                 Ok(())
             })?;
-            hits.sort_unstable();
-            hits.dedup();
-            for id in hits {
-                if self.record(id)?.field(Field::KqlDomainName) == s {
-                    f(id)?;
-                }
+            Ok(true)
+        };
+        self.kql_join(s, KqlColumn::DomainName, normalized, f)
+    }
+
+    /// The two paths of a KQL-exact join on raw string `s`: the normalized lookup (`normalized`
+    /// collects candidate ids and says whether `s` had a normalized form) filtered by raw-string
+    /// equality, then the raw table, which holds only what the first path cannot reach.
+    fn kql_join(
+        &self,
+        s: &str,
+        col: KqlColumn,
+        normalized: impl FnOnce(&mut Vec<u32>) -> Result<bool>,
+        mut f: impl FnMut(u32) -> Result<()>,
+    ) -> Result<()> {
+        let (field, empty_flag, tag, raw_flag) = match col {
+            KqlColumn::NetworkIp => (
+                Field::KqlNetworkIp,
+                records::FLAG_KQL_IP_EMPTY,
+                TAG_RAW_NETWORK_IP,
+                format::FLAG_RAW_IP_PARSEABLE,
+            ),
+            KqlColumn::DomainName => (
+                Field::KqlDomainName,
+                records::FLAG_KQL_DOMAIN_EMPTY,
+                TAG_RAW_DOMAIN_NAME,
+                format::FLAG_RAW_DOMAIN_NORMALIZABLE,
+            ),
+        };
+        if s.is_empty() {
+            return self.visit_flagged(empty_flag, f);
+        }
+        let mut hits: Vec<u32> = Vec::new();
+        let had_form = normalized(&mut hits)?;
+        hits.sort_unstable();
+        hits.dedup();
+        for id in hits {
+            if self.record(id)?.field(field) == s {
+                f(id)?;
             }
         }
-        if normal.is_some() && self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0 {
+        // A key with a normalized form is in the raw table only when the build said so (a
+        // header flag): most indexes spare every event this second probe.
+        if had_form && self.layout.flags & raw_flag == 0 {
             return Ok(());
         }
-        for id in self
-            .strtable()
-            .get(TAG_RAW_DOMAIN_NAME, s.as_bytes())?
-            .iter()
-        {
+        for id in self.strtable().get(tag, s.as_bytes())?.iter() {
             f(self.checked(id)?)?;
         }
         Ok(())
@@ -516,6 +515,13 @@ impl<S: AsRef<[u8]>> Index<S> {
         }
         Ok(())
     }
+}
+
+/// The two raw columns the KQL joins compare.
+#[derive(Clone, Copy)]
+enum KqlColumn {
+    NetworkIp,
+    DomainName,
 }
 
 /// What [`Index::verify`] walked.
