@@ -104,7 +104,6 @@ fn prepare(name: &str, head: &[u8], opts: &HuntOptions) -> Result<(LogFormat, Pr
     };
     let p = logs::prepare(format, head, &candidates(opts))
         .map_err(|m| err(format!("not a readable {format} log: {m}")))?;
-    let key = opts.query.field_name(Logical::Key);
     for &l in &opts.match_fields {
         if p.schema.names[l as usize].is_none() {
             let f = opts.query.field_name(l);
@@ -124,7 +123,6 @@ fn prepare(name: &str, head: &[u8], opts: &HuntOptions) -> Result<(LogFormat, Pr
             )));
         }
     }
-    let _ = key;
     Ok((format, p))
 }
 
