@@ -7,7 +7,7 @@ use super::{Expiry, FileReport, HuntOptions, HuntReport, Match, Semantics, FIRST
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::logs::input::{self, Opened, Source};
-use crate::logs::{self, LogFormat, Logical, Prepared};
+use crate::logs::{self, LogFormat, Prepared};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::io::Read;
