@@ -134,6 +134,15 @@ impl<'a> Ids<'a> {
     }
 }
 
+/// One decoded entry.
+struct Entry<'a> {
+    tag: u8,
+    key: &'a [u8],
+    ids: Ids<'a>,
+    /// The offset after the entry.
+    end: usize,
+}
+
 /// A view of the two sections.
 #[derive(Clone, Copy)]
 pub struct StrTable<'a> {
@@ -177,29 +186,28 @@ impl<'a> StrTable<'a> {
     }
 
     fn entry_if(&self, off: usize, tag: u8, key: &[u8]) -> Result<Option<Ids<'a>>> {
+        let e = self.entry(off)?;
+        Ok((e.tag == tag && e.key == key).then_some(e.ids))
+    }
+
+    /// Decodes the entry at `off`.
+    fn entry(&self, off: usize) -> Result<Entry<'a>> {
         let bad = || Error::corrupt(self.entries_at + off, "malformed string-key entry");
-        let (etag, klen, kstart) = self.entry_head(off).ok_or_else(bad)?;
-        let kend = kstart.checked_add(klen).ok_or_else(bad)?;
-        let ekey = self.entries.get(kstart..kend).ok_or_else(bad)?;
-        if etag != tag || ekey != key {
-            return Ok(None);
-        }
+        let tag = *self.entries.get(off).ok_or_else(bad)?;
+        let (klen, kstart) = varint_at(self.entries, off + 1).ok_or_else(bad)?;
+        let kend = usize::try_from(klen)
+            .ok()
+            .and_then(|l| kstart.checked_add(l))
+            .ok_or_else(bad)?;
+        let key = self.entries.get(kstart..kend).ok_or_else(bad)?;
         let (n, ids_at) = varint_at(self.entries, kend).ok_or_else(bad)?;
-        let ids_end = usize::try_from(n)
+        let end = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(4))
             .and_then(|l| l.checked_add(ids_at))
             .ok_or_else(bad)?;
-        Ok(Some(Ids(self
-            .entries
-            .get(ids_at..ids_end)
-            .ok_or_else(bad)?)))
-    }
-
-    fn entry_head(&self, off: usize) -> Option<(u8, usize, usize)> {
-        let tag = *self.entries.get(off)?;
-        let (klen, kstart) = varint_at(self.entries, off + 1)?;
-        Some((tag, usize::try_from(klen).ok()?, kstart))
+        let ids = Ids(self.entries.get(ids_at..end).ok_or_else(bad)?);
+        Ok(Entry { tag, key, ids, end })
     }
 
     /// Walks every entry (for `verify` and `inspect`): calls `f(tag, key, ids)`.
@@ -210,20 +218,10 @@ impl<'a> StrTable<'a> {
         let mut off = 0;
         let mut starts: Vec<(usize, u64)> = Vec::new();
         while off < self.entries.len() {
-            let bad = || Error::corrupt(self.entries_at + off, "malformed string-key entry");
-            let (tag, klen, kstart) = self.entry_head(off).ok_or_else(bad)?;
-            let kend = kstart.checked_add(klen).ok_or_else(bad)?;
-            let key = self.entries.get(kstart..kend).ok_or_else(bad)?;
-            let (n, ids_at) = varint_at(self.entries, kend).ok_or_else(bad)?;
-            let ids_end = usize::try_from(n)
-                .ok()
-                .and_then(|n| n.checked_mul(4))
-                .and_then(|l| l.checked_add(ids_at))
-                .ok_or_else(bad)?;
-            let ids = Ids(self.entries.get(ids_at..ids_end).ok_or_else(bad)?);
+            let Entry { tag, key, ids, end } = self.entry(off)?;
             f(tag, key, ids)?;
             starts.push((off, hash(tag, key) & 0xffff_ffff));
-            off = ids_end;
+            off = end;
         }
         // Every slot must point at the start of an entry whose key hashes to the slot's tag, and
         // every entry must be reachable from exactly one slot.
