@@ -76,17 +76,7 @@ fn file_id(p: &std::path::Path) -> Option<(u64, u64, std::time::SystemTime)> {
 }
 
 fn load(paths: &[PathBuf]) -> Result<Index<IndexBytes>> {
-    let (idx, _) = iocmatch::index::load(paths, &IngestOptions::default()).with_context(|| {
-        format!(
-            "cannot load the index from {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    Ok(idx)
+    Ok(super::join_args::load_index(paths, &IngestOptions::default())?.0)
 }
 
 pub fn run(a: Args) -> Result<Outcome> {

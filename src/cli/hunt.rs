@@ -1,7 +1,7 @@
 //! `iocmatch hunt network|dns`: the two Sentinel hunting joins over log files.
 
 use super::join_args::{parse_expiry, parse_log_format, parse_query, parse_semantics};
-use super::output::{confidence, parse_time_arg, Out};
+use super::output::{parse_time_arg, Out};
 use super::Outcome;
 use anyhow::{Context, Result};
 use iocmatch::hunt::{self, Expiry, HuntOptions, HuntReport, Match, Progress, Query, Semantics};
@@ -172,17 +172,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         latest: a.latest,
         ..IngestOptions::default()
     };
-    let (index, ingest_report) =
-        iocmatch::index::load(&a.index, &ingest_opts).with_context(|| {
-            format!(
-                "cannot load the index from {}",
-                a.index
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+    let (index, ingest_report) = super::join_args::load_index(&a.index, &ingest_opts)?;
     if let (Some(r), false) = (&ingest_report, a.quiet) {
         eprintln!(
             "indicators: {} records from {} file(s), {} skipped",
@@ -205,11 +195,17 @@ pub fn run(a: Args) -> Result<Outcome> {
         Ok(r?)
     })?;
 
+    let rows = Rows {
+        index: &index,
+        cols: &cols,
+        sources: &sources,
+        query: a.query,
+    };
     let mut out = Out::open(a.output.as_deref())?;
     match a.format.as_str() {
-        "ndjson" => write_ndjson(&mut out, &index, &matches, &cols, &sources, a.query)?,
-        "table" => write_table(&mut out, &index, &matches, &cols, &sources, a.query)?,
-        _ => write_csv(&mut out, &index, &matches, &cols, &sources, a.query)?,
+        "ndjson" => rows.write_ndjson(&mut out, &matches)?,
+        "table" => rows.write_table(&mut out, &matches)?,
+        _ => rows.write_csv(&mut out, &matches)?,
     }
     out.finish()?;
     if !a.quiet {
@@ -246,121 +242,101 @@ fn progress_bar(p: &Progress, done: &std::sync::atomic::AtomicBool, start: Insta
     }
 }
 
-fn cell(
-    index: &Index<IndexBytes>,
-    m: &Match,
-    c: Col,
-    sources: &[input::Source],
-    q: Query,
-) -> Result<Option<String>> {
-    let rec = || index.record(m.record);
-    Ok(match c {
-        Col::Time => m.time.map(|t| t.to_string()),
-        Col::Source => Some(m.source.clone()),
-        Col::Key => Some(m.key.clone()),
-        Col::Confidence => {
-            let c = confidence(rec()?.confidence());
-            (!c.is_empty()).then_some(c)
-        }
-        Col::Str(f) => Some(rec()?.field(f).to_string()),
-        Col::Expiration => rec()?.expiration().map(|t| t.to_string()),
-        Col::ValidFrom => rec()?.valid_from().map(|t| t.to_string()),
-        Col::Kind => Some(rec()?.kind().name().to_string()),
-        Col::MatchedField => Some(q.field_name(m.matched).to_string()),
-        Col::File => Some(
-            sources
-                .get(m.file as usize)
-                .map(|s| s.name())
-                .unwrap_or_default(),
-        ),
-        Col::Line => Some(m.line.to_string()),
-    })
+/// How matches become output rows: the index for indicator fields, the chosen columns, the
+/// input names (for `File`) and the query (for `MatchedField`).
+struct Rows<'a> {
+    index: &'a Index<IndexBytes>,
+    cols: &'a [(String, Col)],
+    sources: &'a [input::Source],
+    query: Query,
 }
 
-fn write_csv(
-    out: &mut Out,
-    index: &Index<IndexBytes>,
-    ms: &[Match],
-    cols: &[(String, Col)],
-    src: &[input::Source],
-    q: Query,
-) -> Result<()> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(out);
-    w.write_record(cols.iter().map(|(n, _)| n.as_str()))?;
-    for m in ms {
-        let row: Vec<String> = cols
+impl Rows<'_> {
+    /// The cells of one match, `None` for null.
+    fn row(&self, m: &Match) -> Result<Vec<Option<String>>> {
+        let rec = || self.index.record(m.record);
+        self.cols
             .iter()
-            .map(|(_, c)| cell(index, m, *c, src, q).map(Option::unwrap_or_default))
-            .collect::<Result<_>>()?;
-        w.write_record(&row)?;
-    }
-    w.flush()?;
-    Ok(())
-}
-
-fn write_ndjson(
-    out: &mut Out,
-    index: &Index<IndexBytes>,
-    ms: &[Match],
-    cols: &[(String, Col)],
-    src: &[input::Source],
-    q: Query,
-) -> Result<()> {
-    for m in ms {
-        let mut o = serde_json::Map::new();
-        for (n, c) in cols {
-            let v = cell(index, m, *c, src, q)?;
-            let v = match (c, v) {
-                (_, None) => serde_json::Value::Null,
-                (Col::Confidence, Some(s)) => s
-                    .parse::<f64>()
-                    .map_or(serde_json::Value::String(s), serde_json::Value::from),
-                (Col::Line, Some(s)) => s
-                    .parse::<u64>()
-                    .map_or(serde_json::Value::String(s), serde_json::Value::from),
-                (_, Some(s)) => serde_json::Value::String(s),
-            };
-            o.insert(n.clone(), v);
-        }
-        serde_json::to_writer(&mut *out, &o)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-fn write_table(
-    out: &mut Out,
-    index: &Index<IndexBytes>,
-    ms: &[Match],
-    cols: &[(String, Col)],
-    src: &[input::Source],
-    q: Query,
-) -> Result<()> {
-    let mut rows: Vec<Vec<String>> = vec![cols.iter().map(|(n, _)| n.clone()).collect()];
-    for m in ms {
-        rows.push(
-            cols.iter()
-                .map(|(_, c)| {
-                    cell(index, m, *c, src, q)
-                        .map(|v| v.unwrap_or_default().replace(['\n', '\r', '\t'], " "))
+            .map(|(_, c)| {
+                Ok(match *c {
+                    Col::Time => m.time.map(|t| t.to_string()),
+                    Col::Source => Some(m.source.clone()),
+                    Col::Key => Some(m.key.clone()),
+                    Col::Confidence => rec()?.confidence().map(iocmatch::hunt::format_real),
+                    Col::Str(f) => Some(rec()?.field(f).to_string()),
+                    Col::Expiration => rec()?.expiration().map(|t| t.to_string()),
+                    Col::ValidFrom => rec()?.valid_from().map(|t| t.to_string()),
+                    Col::Kind => Some(rec()?.kind().name().to_string()),
+                    Col::MatchedField => Some(self.query.field_name(m.matched).to_string()),
+                    Col::File => Some(
+                        self.sources
+                            .get(m.file as usize)
+                            .map(|s| s.name())
+                            .unwrap_or_default(),
+                    ),
+                    Col::Line => Some(m.line.to_string()),
                 })
-                .collect::<Result<_>>()?,
-        );
+            })
+            .collect()
     }
-    let widths: Vec<usize> = (0..cols.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:<w$}"))
+
+    fn write_csv(&self, out: &mut Out, ms: &[Match]) -> Result<()> {
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(out);
+        w.write_record(self.cols.iter().map(|(n, _)| n.as_str()))?;
+        for m in ms {
+            w.write_record(self.row(m)?.into_iter().map(Option::unwrap_or_default))?;
+        }
+        w.flush()?;
+        Ok(())
+    }
+
+    fn write_ndjson(&self, out: &mut Out, ms: &[Match]) -> Result<()> {
+        for m in ms {
+            let mut o = serde_json::Map::new();
+            for ((n, c), v) in self.cols.iter().zip(self.row(m)?) {
+                let v = match (c, v) {
+                    (_, None) => serde_json::Value::Null,
+                    (Col::Confidence, Some(s)) => s
+                        .parse::<f64>()
+                        .map_or(serde_json::Value::String(s), serde_json::Value::from),
+                    (Col::Line, Some(s)) => s
+                        .parse::<u64>()
+                        .map_or(serde_json::Value::String(s), serde_json::Value::from),
+                    (_, Some(s)) => serde_json::Value::String(s),
+                };
+                o.insert(n.clone(), v);
+            }
+            serde_json::to_writer(&mut *out, &o)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn write_table(&self, out: &mut Out, ms: &[Match]) -> Result<()> {
+        let mut rows: Vec<Vec<String>> = vec![self.cols.iter().map(|(n, _)| n.clone()).collect()];
+        for m in ms {
+            let row = self.row(m)?;
+            rows.push(
+                row.into_iter()
+                    .map(|v| v.unwrap_or_default().replace(['\n', '\r', '\t'], " "))
+                    .collect(),
+            );
+        }
+        let widths: Vec<usize> = (0..self.cols.len())
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
             .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:<w$}"))
+                .collect();
+            writeln!(out, "{}", line.join("  ").trim_end())?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn summary(r: &HuntReport, opts: &HuntOptions, secs: f64) -> String {

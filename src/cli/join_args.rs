@@ -32,6 +32,21 @@ pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     LogFormat::from_name(s).ok_or_else(|| format!("unknown log format {s:?}: csv, ndjson or zeek"))
 }
 
+/// Loads `--index`: a compiled index (mapped) or feeds compiled in memory, naming the paths in
+/// any error.
+pub fn load_index(
+    paths: &[std::path::PathBuf],
+    opts: &iocmatch::ingest::IngestOptions,
+) -> Result<(
+    iocmatch::Index<iocmatch::index::IndexBytes>,
+    Option<iocmatch::ingest::Report>,
+)> {
+    iocmatch::index::load(paths, opts).with_context(|| {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        format!("cannot load the index from {}", names.join(", "))
+    })
+}
+
 /// Applies `--match F,F` and `--column FIELD=NAME` to `opts`.
 pub fn apply_fields(
     opts: &mut HuntOptions,

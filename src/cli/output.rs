@@ -22,11 +22,7 @@ pub fn parse_time_arg(s: &str) -> Result<Timestamp, String> {
 
 /// A confidence as KQL prints a real: no fraction when integral.
 pub fn confidence(c: Option<f64>) -> String {
-    match c {
-        None => String::new(),
-        Some(c) if c.fract() == 0.0 => format!("{c:.0}"),
-        Some(c) => format!("{c}"),
-    }
+    c.map(iocmatch::hunt::format_real).unwrap_or_default()
 }
 
 /// A nullable timestamp (empty when null).

@@ -3,7 +3,7 @@
 //! matches are sorted once.
 
 use super::matcher::{Matcher, Tally};
-use super::{Expiry, FileReport, HuntOptions, HuntReport, Match, Semantics, FIRST_SKIPPED};
+use super::{Expiry, FileReport, HuntOptions, HuntReport, Match, FIRST_SKIPPED};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::logs::input::{self, Opened, Source};
@@ -74,14 +74,9 @@ fn expired_indicators<S: AsRef<[u8]>>(index: &Index<S>, opts: &HuntOptions) -> R
     if opts.expiry != Expiry::Now {
         return Ok(0);
     }
-    let kql = opts.semantics == Semantics::Kql;
     let mut n = 0;
     for id in 0..index.len() as u32 {
-        let live = match index.fixed(id)?.expiration {
-            Some(e) => e > opts.now,
-            None => !kql,
-        };
-        n += u64::from(!live);
+        n += u64::from(!super::matcher::live(opts, &index.fixed(id)?, None));
     }
     Ok(n)
 }
@@ -306,23 +301,21 @@ fn stream<S: AsRef<[u8]> + Sync>(
         let mut done = false;
         while !done {
             // Block for one, then take whatever else is ready, up to a batch.
-            match rx.recv() {
-                Ok(b) => {
+            let mut take =
+                |b: std::io::Result<Vec<u8>>, pending: &mut Vec<(Vec<u8>, u64)>| -> Result<()> {
                     let b = b.map_err(io)?;
                     let l = memchr::memchr_iter(b'\n', &b).count() as u64;
                     pending.push((b, line));
                     line += l;
-                }
+                    Ok(())
+                };
+            match rx.recv() {
+                Ok(b) => take(b, &mut pending)?,
                 Err(_) => done = true,
             }
             while pending.len() < batch {
                 match rx.try_recv() {
-                    Ok(b) => {
-                        let b = b.map_err(io)?;
-                        let l = memchr::memchr_iter(b'\n', &b).count() as u64;
-                        pending.push((b, line));
-                        line += l;
-                    }
+                    Ok(b) => take(b, &mut pending)?,
                     Err(_) => break,
                 }
             }

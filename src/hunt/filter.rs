@@ -412,16 +412,7 @@ fn annotate<S: AsRef<[u8]>>(
     let mut objs = Vec::with_capacity(ms.len());
     for mt in ms {
         let r = index.record(mt.record)?;
-        let conf = r
-            .confidence()
-            .map(|c| {
-                if c.fract() == 0.0 {
-                    format!("{c:.0}")
-                } else {
-                    c.to_string()
-                }
-            })
-            .unwrap_or_default();
+        let conf = r.confidence().map(super::format_real).unwrap_or_default();
         let exp = r.expiration().map(|t| t.to_string()).unwrap_or_default();
         let field = q.field_name(mt.matched);
         let vals = [

@@ -32,6 +32,26 @@ fn plausible_domain(s: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || matches!(b, b',' | b'/' | b'"' | b'\\'))
 }
 
+/// The expiry rule: with [`Expiry::Now`], `expiration > now` (a null expiration is dropped in
+/// kql mode, never expires in normalized mode); with [`Expiry::AtEvent`], the event time lies in
+/// `[valid_from, expiration)` (no event time: not live).
+pub(crate) fn live(opts: &HuntOptions, f: &crate::index::Fixed, t: Option<Timestamp>) -> bool {
+    let kql = opts.semantics == Semantics::Kql;
+    let before_expiry = |at: Timestamp| match f.expiration {
+        Some(e) => at < e,
+        None => !kql,
+    };
+    match opts.expiry {
+        Expiry::Now => match f.expiration {
+            Some(e) => e > opts.now,
+            None => !kql,
+        },
+        Expiry::AtEvent => {
+            t.is_some_and(|t| f.valid_from.is_none_or(|v| v <= t) && before_expiry(t))
+        }
+    }
+}
+
 pub(crate) struct Matcher<'i, S: AsRef<[u8]>> {
     pub index: &'i Index<S>,
     pub opts: &'i HuntOptions,
@@ -40,24 +60,7 @@ pub(crate) struct Matcher<'i, S: AsRef<[u8]>> {
 impl<S: AsRef<[u8]>> Matcher<'_, S> {
     /// Whether record `id` is live for an event at `t`.
     fn live(&self, id: u32, t: Option<Timestamp>) -> Result<bool> {
-        let f = self.index.fixed(id)?;
-        let kql = self.opts.semantics == Semantics::Kql;
-        Ok(match self.opts.expiry {
-            Expiry::Now => match f.expiration {
-                Some(e) => e > self.opts.now,
-                None => !kql,
-            },
-            Expiry::AtEvent => match t {
-                None => false,
-                Some(t) => {
-                    f.valid_from.is_none_or(|v| v <= t)
-                        && match f.expiration {
-                            Some(e) => t < e,
-                            None => !kql,
-                        }
-                }
-            },
-        })
+        Ok(live(self.opts, &self.index.fixed(id)?, t))
     }
 
     /// Looks up one value of one field, pushing `(record, field)` candidates.

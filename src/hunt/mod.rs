@@ -17,6 +17,16 @@ use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A real as KQL prints it: no fraction when integral (`80`), else the shortest decimal that
+/// reads back as the same value (`85.5`, `33.333`).
+pub fn format_real(c: f64) -> String {
+    if c.fract() == 0.0 {
+        format!("{c:.0}")
+    } else {
+        c.to_string()
+    }
+}
+
 /// Which of the two queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Query {
