@@ -198,6 +198,42 @@ fn assemble(
     Timestamp::from_ticks(secs.checked_mul(TICKS_PER_SEC)?.checked_add(sub)?)
 }
 
+/// The layout logs write most, `yyyy-MM-ddTHH:mm:ss[.f{1,7}]Z`, read at fixed offsets: `None`
+/// when `b` has another layout (the general parser decides), else the parse result.
+#[inline]
+fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
+    let (&b'Z', body) = b.split_last()? else {
+        return None;
+    };
+    let (date, frac) = match body.len() {
+        19 => (body, &[][..]),
+        21..=27 if body[19] == b'.' => (&body[..19], &body[20..]),
+        _ => return None,
+    };
+    let d2 = |i: usize| -> Option<u32> {
+        let (h, l) = (date[i].wrapping_sub(b'0'), date[i + 1].wrapping_sub(b'0'));
+        (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
+    };
+    if date[4] != b'-' || date[7] != b'-' || date[10] != b'T' || date[13] != b':' {
+        return None;
+    }
+    if date[16] != b':' {
+        return None;
+    }
+    let y = d2(0)? * 100 + d2(2)?;
+    let (mo, d, h, mi, s) = (d2(5)?, d2(8)?, d2(11)?, d2(14)?, d2(17)?);
+    let mut sub = 0i64;
+    for k in 0..7 {
+        let digit = match frac.get(k) {
+            Some(c) if c.is_ascii_digit() => i64::from(c - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        sub = sub * 10 + digit;
+    }
+    Some(assemble(i64::from(y), mo, d, h, mi, s, sub, 0))
+}
+
 /// A tiny cursor over ASCII bytes.
 struct Cur<'a> {
     b: &'a [u8],
@@ -245,6 +281,14 @@ impl<'a> Cur<'a> {
 }
 
 fn parse_iso(b: &[u8]) -> Option<Timestamp> {
+    match parse_iso_fixed(b) {
+        Some(t) => t,
+        None => parse_iso_general(b),
+    }
+}
+
+/// Any ISO 8601 layout [`Timestamp::parse`] accepts.
+fn parse_iso_general(b: &[u8]) -> Option<Timestamp> {
     let mut c = Cur { b, i: 0 };
     let y = c.num(4, 4)?;
     if !c.eat(b'-') {
@@ -346,6 +390,63 @@ fn parse_us(b: &[u8]) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fixed-offset fast path agrees with the general parser wherever it answers, and
+    /// answers for the common layout.
+    #[test]
+    fn fixed_layout_fast_path_agrees_with_general_parser() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let alphabet = b"0123456789-:Tt .Zz+,";
+        let mut answered = 0;
+        for _ in 0..200_000 {
+            let digits = next(9) as usize; // 0..=8 fraction digits
+            let mut s = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                next(10_000),
+                next(14),
+                next(33),
+                next(26),
+                next(61),
+                next(62)
+            )
+            .into_bytes();
+            if digits > 0 {
+                s.push(b'.');
+                for _ in 0..digits {
+                    s.push(b'0' + next(10) as u8);
+                }
+            }
+            s.push(b'Z');
+            for _ in 0..next(3) {
+                let at = next(s.len() as u64) as usize;
+                s[at] = alphabet[next(alphabet.len() as u64) as usize];
+            }
+            if let Some(fast) = parse_iso_fixed(&s) {
+                answered += 1;
+                assert_eq!(
+                    fast,
+                    parse_iso_general(&s),
+                    "{}",
+                    String::from_utf8_lossy(&s)
+                );
+            }
+        }
+        assert!(
+            answered > 50_000,
+            "the fast path answered only {answered} times"
+        );
+        let t = Timestamp::parse("2024-05-01T12:34:56.1234567Z").unwrap();
+        assert_eq!(
+            parse_iso_fixed(b"2024-05-01T12:34:56.1234567Z"),
+            Some(Some(t))
+        );
+    }
 
     fn ts(s: &str) -> String {
         Timestamp::parse(s).map_or_else(|| "-".to_string(), |t| t.to_string())

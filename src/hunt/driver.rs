@@ -2,7 +2,7 @@
 //! workers scan against one shared `&Index`; chunk results are merged in input order, then all
 //! matches are sorted once.
 
-use super::matcher::{Matcher, Tally};
+use super::matcher::{scan_batched, Item, Matcher, Tally};
 use super::{Expiry, FileReport, HuntOptions, HuntReport, Match, FIRST_SKIPPED};
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -141,16 +141,14 @@ fn scan_chunk<S: AsRef<[u8]>>(
     };
     let mut cands = Vec::new();
     let mut skipped = Vec::new();
-    logs::scan(
-        &p.reader,
-        chunk,
-        first_line,
-        &mut |line, _, fields| {
+    scan_batched(m, &p.reader, chunk, first_line, &mut |item| match item {
+        Item::Record(line, _, fields, no_match) => {
             if out.error.is_none() {
                 if let Err(e) = m.record(
                     file,
                     line,
                     &fields,
+                    no_match,
                     &mut cands,
                     &mut out.matches,
                     &mut out.tally,
@@ -158,9 +156,9 @@ fn scan_chunk<S: AsRef<[u8]>>(
                     out.error = Some(e);
                 }
             }
-        },
-        &mut |line, _, why| skipped.push((line, why)),
-    );
+        }
+        Item::Bad(line, _, why) => skipped.push((line, why)),
+    });
     // Reader rejections and matcher rejections, in line order.
     out.tally.skipped.extend(skipped);
     out.tally.skipped.sort_unstable_by_key(|s| s.0);

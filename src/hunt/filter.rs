@@ -4,7 +4,7 @@
 //! in input order, with constant memory: the caller feeds bytes as they arrive and gets output
 //! bytes back.
 
-use super::matcher::{Matcher, Tally};
+use super::matcher::{scan_batched, Item, Matcher, Tally};
 use super::{HuntOptions, Match};
 use crate::error::{Error, Result};
 use crate::index::{Field, Index};
@@ -336,11 +336,8 @@ fn chunk<S: AsRef<[u8]>>(
     });
     let mut matches: Vec<Match> = Vec::new();
     let mut cands = Vec::new();
-    logs::scan(
-        &p.reader,
-        b,
-        first_line,
-        &mut |line, span, fields| {
+    let mut on_record =
+        |line: u64, span: std::ops::Range<usize>, fields: logs::Fields<'_>, no_match: bool| {
             let mut s = st.borrow_mut();
             let s = &mut *s;
             if s.err.is_some() {
@@ -348,7 +345,15 @@ fn chunk<S: AsRef<[u8]>>(
             }
             matches.clear();
             let before = s.tally.skipped.len();
-            if let Err(e) = m.record(0, line, &fields, &mut cands, &mut matches, &mut s.tally) {
+            if let Err(e) = m.record(
+                0,
+                line,
+                &fields,
+                no_match,
+                &mut cands,
+                &mut matches,
+                &mut s.tally,
+            ) {
                 s.err = Some(e);
                 return;
             }
@@ -381,12 +386,14 @@ fn chunk<S: AsRef<[u8]>>(
             if let Err(e) = annotate(&mut s.out, rec, format, &matches, index, m.opts.query) {
                 s.err = Some(e);
             }
-        },
-        &mut |line, span, why| {
+        };
+    scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
+        Item::Record(line, span, fields, no_match) => on_record(line, span, fields, no_match),
+        Item::Bad(line, span, why) => {
             st.borrow_mut()
                 .malformed(on_error, line, b.get(span).unwrap_or(&[]), why)
-        },
-    );
+        }
+    });
     let s = st.into_inner();
     if let Some(e) = s.err {
         // The output of the records before the failure still goes out.

@@ -5,8 +5,9 @@ use super::{Expiry, HuntOptions, Match, Query, Semantics};
 use crate::error::Result;
 use crate::index::Index;
 use crate::indicator::parse_ip_addr;
-use crate::logs::{Fields, Logical, Malformed};
+use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::Timestamp;
+use std::ops::Range;
 
 /// Counters of one chunk.
 #[derive(Default)]
@@ -88,12 +89,39 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         Ok(true)
     }
 
-    /// Matches one record. `cands` is scratch space.
+    /// The IPv4 key of `fields` whose absence from the index one bit can prove
+    /// ([`Matcher::surely_no_match`]): only for the network query matching its key alone.
+    #[inline]
+    fn probe_key(&self, fields: &Fields<'_>) -> Option<std::net::Ipv4Addr> {
+        if self.opts.query != Query::Network || self.opts.match_fields != [Logical::Key] {
+            return None;
+        }
+        let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
+        match parse_ip_addr(key) {
+            Some(std::net::IpAddr::V4(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether one bit of the index proves that a record whose [`Matcher::probe_key`] is `key`
+    /// matches nothing. `false` means "match it".
+    #[inline]
+    fn surely_no_match(&self, key: Option<std::net::Ipv4Addr>) -> bool {
+        key.is_some_and(|a| {
+            self.index
+                .ipv4_absent(a, self.opts.semantics == Semantics::Kql)
+        })
+    }
+
+    /// Matches one record. `cands` is scratch space; `no_match` is
+    /// [`Matcher::surely_no_match`]'s answer for it, or `false`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
         file: u32,
         line: u64,
         fields: &Fields<'_>,
+        no_match: bool,
         cands: &mut Vec<(u32, Logical)>,
         out: &mut Vec<Match>,
         tally: &mut Tally,
@@ -115,6 +143,9 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
                 }
             },
         };
+        if no_match {
+            return Ok(());
+        }
         cands.clear();
         let mut any_valid = false;
         for &field in &self.opts.match_fields {
@@ -163,4 +194,68 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         }
         Ok(())
     }
+}
+
+/// One item of a scanned chunk, in input order.
+pub(crate) enum Item<'a> {
+    /// A record: its line, byte span and needed fields, and whether
+    /// [`Matcher::surely_no_match`] ruled it out.
+    Record(u64, Range<usize>, Fields<'a>, bool),
+    /// A record the reader rejected.
+    Bad(u64, Range<usize>, Malformed),
+}
+
+/// Records per batch: enough independent bitmap probes to keep the memory system busy.
+const BATCH: usize = 32;
+
+/// Scans `chunk` and hands its items to `f` in input order, in batches whose index probes
+/// ([`Matcher::surely_no_match`]) ran back to back: one record's probe is a likely cache miss
+/// (the bitmap is megabytes, the log streams through the cache), and independent misses
+/// overlap where dependent per-record work would wait for each in turn.
+pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
+    m: &Matcher<'_, S>,
+    reader: &Reader,
+    chunk: &'a [u8],
+    first_line: u64,
+    f: &mut dyn FnMut(Item<'a>),
+) {
+    let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<Item<'a>>, f: &mut dyn FnMut(Item<'a>)| {
+        // Three passes, so that the probes run back to back with nothing long between them.
+        let mut keys = [None; BATCH];
+        for (key, item) in keys.iter_mut().zip(batch.iter()) {
+            if let Item::Record(_, _, fields, _) = item {
+                *key = m.probe_key(fields);
+            }
+        }
+        let mut absent = [false; BATCH];
+        for (no, key) in absent.iter_mut().zip(keys) {
+            *no = m.surely_no_match(key);
+        }
+        for (item, no) in batch.iter_mut().zip(absent) {
+            if let Item::Record(_, _, _, no_match) = item {
+                *no_match = no;
+            }
+        }
+        for item in batch.drain(..) {
+            f(item);
+        }
+    };
+    let batch = std::cell::RefCell::new(batch);
+    let f = std::cell::RefCell::new(f);
+    let push = |item: Item<'a>| {
+        let mut b = batch.borrow_mut();
+        b.push(item);
+        if b.len() == BATCH {
+            flush(&mut b, &mut **f.borrow_mut());
+        }
+    };
+    logs::scan(
+        reader,
+        chunk,
+        first_line,
+        &mut |line, span, fields| push(Item::Record(line, span, fields, false)),
+        &mut |line, span, why| push(Item::Bad(line, span, why)),
+    );
+    flush(&mut batch.borrow_mut(), &mut **f.borrow_mut());
 }

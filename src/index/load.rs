@@ -58,7 +58,7 @@ pub fn load(
                 message: "a compiled index cannot be combined with other --index files".into(),
             });
         }
-        let map = crate::mmap::map(&paths[0])?;
+        let map = crate::mmap::map(&paths[0], false)?;
         return Ok((Index::from_bytes(IndexBytes::Mapped(map))?, None));
     }
     let (records, report) = crate::ingest::load_files(paths, opts)?;

@@ -49,7 +49,7 @@ impl Index<Mmap> {
     /// [`Error::Io`] if the file cannot be opened or mapped; the header errors of
     /// [`Index::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<Index<Mmap>> {
-        let map = crate::mmap::map(path.as_ref())?;
+        let map = crate::mmap::map(path.as_ref(), false)?;
         Index::from_bytes(map)
     }
 }
@@ -204,6 +204,18 @@ impl<S: AsRef<[u8]>> Index<S> {
                 ),
             ))
         }
+    }
+
+    /// Whether the IPv4 occupancy bitmap proves that no indicator address or CIDR contains `a`
+    /// (one bit; `false` means "look it up"). With `raw_too`, also that no raw `NetworkIP`
+    /// string can equal `a`'s spelling, so the KQL-exact join finds nothing either.
+    ///
+    /// The hunt probes this for a batch of records before matching them, so that the batch's
+    /// cache misses overlap instead of queuing one per record.
+    #[inline]
+    pub fn ipv4_absent(&self, a: std::net::Ipv4Addr, raw_too: bool) -> bool {
+        self.v4().v4_absent(u32::from(a))
+            && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
     }
 
     /// Calls `f` with the id of every record whose address or CIDR contains `addr` (innermost

@@ -82,7 +82,7 @@ pub fn open(src: &Source) -> Result<Opened> {
             if n == 0 {
                 return Ok(Opened::Whole(Whole::Owned(Vec::new())));
             }
-            Ok(Opened::Whole(Whole::Mapped(crate::mmap::map(p)?)))
+            Ok(Opened::Whole(Whole::Mapped(crate::mmap::map(p, true)?)))
         }
     }
 }
