@@ -8,6 +8,7 @@
 
 use crate::time::Timestamp;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -366,6 +367,27 @@ pub fn canonical_v6(a: Ipv6Addr) -> IpAddr {
 /// # Errors
 /// [`KeyError::BadDomain`].
 pub fn normalize_domain(s: &str) -> Result<String, KeyError> {
+    normalize_domain_cow(s).map(Cow::into_owned)
+}
+
+/// [`normalize_domain`] without an allocation when `s` is already normal (lowercase ASCII,
+/// no surrounding space, no trailing dot), as names in DNS logs nearly always are.
+///
+/// # Errors
+/// [`KeyError::BadDomain`].
+pub fn normalize_domain_cow(s: &str) -> Result<Cow<'_, str>, KeyError> {
+    if let Some(verdict) = normal_ascii_domain(s.as_bytes()) {
+        return if verdict {
+            Ok(Cow::Borrowed(s))
+        } else {
+            Err(KeyError::BadDomain)
+        };
+    }
+    normalize_domain_general(s).map(Cow::Owned)
+}
+
+/// The rules of [`normalize_domain`], for any input.
+fn normalize_domain_general(s: &str) -> Result<String, KeyError> {
     let s = s.trim();
     let s = s.strip_suffix('.').unwrap_or(s);
     if s.is_empty() || s.len() > 253 {
@@ -386,6 +408,41 @@ pub fn normalize_domain(s: &str) -> Result<String, KeyError> {
         return Err(KeyError::BadDomain);
     }
     Ok(s.to_lowercase())
+}
+
+/// One pass over a name of lowercase ASCII letters, digits, `-`, `_` and `.`: whether it is a
+/// normal domain (`Some(true)`), surely not one (`Some(false)`: an empty or overlong label, an
+/// overlong name, a dotted quad), or `None` when it has other bytes (uppercase, non-ASCII,
+/// space, a trailing dot...) and the general rules must decide.
+#[inline]
+fn normal_ascii_domain(b: &[u8]) -> Option<bool> {
+    let mut label = 0usize;
+    let mut letters = false;
+    for &c in b {
+        match c {
+            b'a'..=b'z' | b'-' | b'_' => {
+                letters = true;
+                label += 1;
+            }
+            b'0'..=b'9' => label += 1,
+            b'.' => {
+                if label == 0 {
+                    return Some(false);
+                }
+                label = 0;
+            }
+            _ => return None,
+        }
+        if label > 63 {
+            return Some(false);
+        }
+    }
+    if b.last() == Some(&b'.') {
+        // A trailing dot is stripped by the general rules.
+        return None;
+    }
+    let ok = label > 0 && b.len() <= 253 && (letters || parse_ipv4(b).is_none());
+    Some(ok)
 }
 
 /// Lowercases the scheme and the host of a URL (and drops a trailing dot of the host); the
@@ -573,6 +630,48 @@ impl Indicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass domain check agrees with the general rules wherever it answers.
+    #[test]
+    fn domain_fast_path_matches_general_rules() {
+        let mut state = 0x51_7cc1_b727_220au64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let pieces = [
+            "a",
+            "z9",
+            ".",
+            "-",
+            "_",
+            "1",
+            "0",
+            "Q",
+            " ",
+            "é",
+            "x".repeat(60).leak(),
+            "255.",
+        ];
+        let mut answered = 0;
+        for _ in 0..200_000 {
+            let s: String = (0..next(12))
+                .map(|_| pieces[next(pieces.len() as u64) as usize])
+                .collect();
+            let general = normalize_domain_general(&s);
+            if let Some(v) = normal_ascii_domain(s.as_bytes()) {
+                answered += 1;
+                assert_eq!(v, general.is_ok(), "{s:?}");
+                if v {
+                    assert_eq!(general.as_deref(), Ok(s.as_str()));
+                }
+            }
+            assert_eq!(normalize_domain(&s), general, "{s:?}");
+        }
+        assert!(answered > 20_000, "{answered}");
+    }
 
     /// The dotted-quad fast path accepts exactly what `std` accepts.
     #[test]

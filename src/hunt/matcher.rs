@@ -4,7 +4,7 @@
 use super::{Expiry, HuntOptions, Match, Query, Semantics};
 use crate::error::Result;
 use crate::index::Index;
-use crate::indicator::parse_ip_addr;
+use crate::indicator::{normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::Timestamp;
 use std::ops::Range;
@@ -89,28 +89,42 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         Ok(true)
     }
 
-    /// The IPv4 key of `fields` whose absence from the index one bit can prove
-    /// ([`Matcher::surely_no_match`]): only for the network query matching its key alone.
+    /// The key of `fields` whose absence from the index a cheap probe can prove
+    /// ([`Matcher::surely_no_match`]): a valid IPv4 key of the network query, or a valid name
+    /// of the DNS query (exact lookups only), when the query matches its key alone.
     #[inline]
-    fn probe_key(&self, fields: &Fields<'_>) -> Option<std::net::Ipv4Addr> {
-        if self.opts.query != Query::Network || self.opts.match_fields != [Logical::Key] {
-            return None;
+    fn probe_key<'f>(&self, fields: &'f Fields<'_>) -> Probe<'f> {
+        if self.opts.match_fields != [Logical::Key] {
+            return Probe::Unknown;
         }
         let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
-        match parse_ip_addr(key) {
-            Some(std::net::IpAddr::V4(a)) => Some(a),
-            _ => None,
+        let kql = self.opts.semantics == Semantics::Kql;
+        match self.opts.query {
+            Query::Network => match parse_ip_addr(key) {
+                Some(std::net::IpAddr::V4(a)) => Probe::V4(a),
+                _ => Probe::Unknown,
+            },
+            // Normalized mode must still see an implausible name, to count it.
+            Query::Dns if kql || (!self.opts.subdomains && plausible_domain(key)) => {
+                match normalize_domain_cow(key) {
+                    Ok(d) => Probe::Domain(d),
+                    Err(_) => Probe::Unknown,
+                }
+            }
+            Query::Dns => Probe::Unknown,
         }
     }
 
-    /// Whether one bit of the index proves that a record whose [`Matcher::probe_key`] is `key`
-    /// matches nothing. `false` means "match it".
+    /// Whether the index proves, from one bit or one run of hash slots, that a record whose
+    /// [`Matcher::probe_key`] is `key` matches nothing. `false` means "match it".
     #[inline]
-    fn surely_no_match(&self, key: Option<std::net::Ipv4Addr>) -> bool {
-        key.is_some_and(|a| {
-            self.index
-                .ipv4_absent(a, self.opts.semantics == Semantics::Kql)
-        })
+    fn surely_no_match(&self, key: &Probe<'_>) -> bool {
+        let kql = self.opts.semantics == Semantics::Kql;
+        match key {
+            Probe::Unknown => false,
+            Probe::V4(a) => self.index.ipv4_absent(*a, kql),
+            Probe::Domain(d) => self.index.domain_absent(d, kql),
+        }
     }
 
     /// Matches one record. `cands` is scratch space; `no_match` is
@@ -196,6 +210,16 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     }
 }
 
+/// A record's key, prepared for [`Matcher::surely_no_match`].
+enum Probe<'f> {
+    /// No cheap proof applies.
+    Unknown,
+    /// A network event's IPv4 key.
+    V4(std::net::Ipv4Addr),
+    /// A DNS event's name, normalized.
+    Domain(std::borrow::Cow<'f, str>),
+}
+
 /// One item of a scanned chunk, in input order.
 pub(crate) enum Item<'a> {
     /// A record: its line, byte span and needed fields, and whether
@@ -222,16 +246,18 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut dyn FnMut(Item<'a>)| {
         // Three passes, so that the probes run back to back with nothing long between them.
-        let mut keys = [None; BATCH];
-        for (key, item) in keys.iter_mut().zip(batch.iter()) {
-            if let Item::Record(_, _, fields, _) = item {
-                *key = m.probe_key(fields);
-            }
-        }
+        let keys: Vec<Probe<'_>> = batch
+            .iter()
+            .map(|item| match item {
+                Item::Record(_, _, fields, _) => m.probe_key(fields),
+                Item::Bad(..) => Probe::Unknown,
+            })
+            .collect();
         let mut absent = [false; BATCH];
-        for (no, key) in absent.iter_mut().zip(keys) {
+        for (no, key) in absent.iter_mut().zip(&keys) {
             *no = m.surely_no_match(key);
         }
+        drop(keys);
         for (item, no) in batch.iter_mut().zip(absent) {
             if let Item::Record(_, _, _, no_match) = item {
                 *no_match = no;

@@ -25,7 +25,7 @@ pub use strtable::Ids;
 mod tests;
 
 use crate::error::{Error, Result};
-use crate::indicator::{canonical_v6, normalize_domain, parse_ip_addr, Kind, Origin};
+use crate::indicator::{canonical_v6, normalize_domain_cow, parse_ip_addr, Kind, Origin};
 use crate::time::Timestamp;
 use format::{Layout, Section};
 use iptrie::FamilyView;
@@ -216,6 +216,17 @@ impl<S: AsRef<[u8]>> Index<S> {
     pub fn ipv4_absent(&self, a: std::net::Ipv4Addr, raw_too: bool) -> bool {
         self.v4().v4_absent(u32::from(a))
             && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
+    }
+
+    /// Whether the string table's slots prove that no domain indicator equals `normalized` (a
+    /// name as [`normalize_domain`] returns it; `false` means "look it up"). With `raw_too`,
+    /// also that no raw `DomainName` string can equal it, so the KQL-exact join finds nothing
+    /// either. Exact names only: says nothing about label suffixes.
+    #[inline]
+    pub fn domain_absent(&self, normalized: &str, raw_too: bool) -> bool {
+        self.strtable()
+            .surely_absent(Kind::Domain.tag(), normalized.as_bytes())
+            && (!raw_too || self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0)
     }
 
     /// Calls `f` with the id of every record whose address or CIDR contains `addr` (innermost
@@ -459,7 +470,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     pub fn visit_kql_domain_name(&self, s: &str, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
-        let normal = normalize_domain(s).ok();
+        let normal = normalize_domain_cow(s).ok();
         let normalized = |hits: &mut Vec<u32>| -> Result<bool> {
             let Some(d) = &normal else { return Ok(false) };
             self.visit_key(Kind::Domain, d, |id| {

@@ -185,6 +185,29 @@ impl<'a> StrTable<'a> {
         Ok(Ids::EMPTY)
     }
 
+    /// Whether the slots alone prove that `(tag, key)` is absent: the probe sequence reaches an
+    /// empty slot before any slot whose hash tag matches (within 8 probes). `false` = maybe.
+    /// Reads only the slot array, no entry: the batched pre-probe of the hunt.
+    #[inline]
+    pub fn surely_absent(&self, tag: u8, key: &[u8]) -> bool {
+        let n = self.slots.len() / 8;
+        if n == 0 {
+            return true;
+        }
+        let h = hash(tag, key);
+        let want = h & 0xffff_ffff;
+        let mut i = slot_of(h, n);
+        for _ in 0..8.min(n) {
+            match u64_at(self.slots, i * 8) {
+                Some(0) => return true,
+                Some(s) if s >> 32 != want => {}
+                _ => return false,
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        false
+    }
+
     fn entry_if(&self, off: usize, tag: u8, key: &[u8]) -> Result<Option<Ids<'a>>> {
         let e = self.entry(off)?;
         Ok((e.tag == tag && e.key == key).then_some(e.ids))
