@@ -245,7 +245,8 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
 ) {
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut dyn FnMut(Item<'a>)| {
-        // Three passes, so that the probes run back to back with nothing long between them.
+        // Passes: keys; memory touches, back to back and unconditional so that their cache
+        // misses overlap; absence checks on what is now cached; the records.
         let keys: Vec<Probe<'_>> = batch
             .iter()
             .map(|item| match item {
@@ -253,6 +254,17 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
                 Item::Bad(..) => Probe::Unknown,
             })
             .collect();
+        let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
+        for (byte, key) in bytes.iter_mut().zip(&keys) {
+            *byte = match key {
+                Probe::Unknown => None,
+                Probe::V4(a) => m.index.ipv4_probe_byte(*a),
+                Probe::Domain(d) => m.index.domain_probe_byte(d),
+            };
+        }
+        for byte in bytes.iter().flatten() {
+            std::hint::black_box(**byte);
+        }
         let mut absent = [false; BATCH];
         for (no, key) in absent.iter_mut().zip(&keys) {
             *no = m.surely_no_match(key);

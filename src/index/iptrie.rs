@@ -373,7 +373,7 @@ pub struct FamilyView<'a> {
     pub lone_l1_bits: u8,
 }
 
-impl FamilyView<'_> {
+impl<'a> FamilyView<'a> {
     fn value_at(&self, i: usize) -> Result<u32> {
         u32_at(self.values, i * 4)
             .ok_or_else(|| Error::corrupt(self.values_at, "interval index out of range"))
@@ -389,6 +389,16 @@ impl FamilyView<'_> {
                 "first-level table entry out of range",
             )),
         }
+    }
+
+    /// The bitmap byte [`FamilyView::v4_absent`] reads for `addr`.
+    #[inline]
+    pub fn v4_bitmap_byte(&self, addr: u32) -> Option<&'a u8> {
+        if self.bitmap_bits == 0 {
+            return None;
+        }
+        let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
+        self.bitmap.get(blk / 8)
     }
 
     /// Whether the v4 occupancy bitmap rules `addr` out.

@@ -218,6 +218,22 @@ impl<S: AsRef<[u8]>> Index<S> {
             && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
     }
 
+    /// The byte [`Index::ipv4_absent`] reads first for `a`. Reading the bytes of a batch of
+    /// keys in a tight loop (`std::hint::black_box(*byte)`) overlaps their cache misses; a
+    /// check one key at a time waits for each miss in turn.
+    #[inline]
+    pub fn ipv4_probe_byte(&self, a: std::net::Ipv4Addr) -> Option<&u8> {
+        self.v4().v4_bitmap_byte(u32::from(a))
+    }
+
+    /// The byte [`Index::domain_absent`] reads first for `normalized` (see
+    /// [`Index::ipv4_probe_byte`]).
+    #[inline]
+    pub fn domain_probe_byte(&self, normalized: &str) -> Option<&u8> {
+        self.strtable()
+            .first_slot(Kind::Domain.tag(), normalized.as_bytes())
+    }
+
     /// Whether the string table's slots prove that no domain indicator equals `normalized` (a
     /// name as [`normalize_domain`] returns it; `false` means "look it up"). With `raw_too`,
     /// also that no raw `DomainName` string can equal it, so the KQL-exact join finds nothing

@@ -185,6 +185,15 @@ impl<'a> StrTable<'a> {
         Ok(Ids::EMPTY)
     }
 
+    /// The first byte of the first slot `(tag, key)` probes.
+    #[inline]
+    pub fn first_slot(&self, tag: u8, key: &[u8]) -> Option<&'a u8> {
+        let n = self.slots.len() / 8;
+        (n > 0)
+            .then(|| self.slots.get(slot_of(hash(tag, key), n) * 8))
+            .flatten()
+    }
+
     /// Whether the slots alone prove that `(tag, key)` is absent: the probe sequence reaches an
     /// empty slot before any slot whose hash tag matches (within 8 probes). `false` = maybe.
     /// Reads only the slot array, no entry: the batched pre-probe of the hunt.
