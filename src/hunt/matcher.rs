@@ -242,7 +242,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
     chunk: &'a [u8],
     first_line: u64,
     f: &mut dyn FnMut(Item<'a>),
-) {
+) -> u64 {
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut dyn FnMut(Item<'a>)| {
         // Passes: keys; memory touches, back to back and unconditional so that their cache
@@ -288,7 +288,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
             flush(&mut b, &mut **f.borrow_mut());
         }
     };
-    logs::scan(
+    let lines = logs::scan(
         reader,
         chunk,
         first_line,
@@ -296,4 +296,5 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
     flush(&mut batch.borrow_mut(), &mut **f.borrow_mut());
+    lines
 }

@@ -300,7 +300,7 @@ pub(super) fn scan<'a>(
     first_line: u64,
     rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
-) {
+) -> u64 {
     // Column index -> logical slot, for the needed columns.
     let max_needed = cols.index.iter().flatten().copied().max();
     let mut slot_of = vec![u8::MAX; max_needed.map_or(0, |m| m + 1)];
@@ -388,6 +388,7 @@ pub(super) fn scan<'a>(
         line += lines_in;
         pos = end;
     }
+    line - first_line
 }
 
 #[cfg(test)]

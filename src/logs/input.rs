@@ -157,6 +157,26 @@ pub fn parity(b: &[u8]) -> bool {
 /// Splits `data` into chunks of about `target` bytes, each ending at a record boundary;
 /// returns `(start, end, first line offset)` with line offsets counted from `data`'s start.
 pub fn split(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usize, u64)> {
+    let bounds = split_bounds(data, quoted, target);
+    let lines: Vec<u64> = bounds
+        .par_iter()
+        .map(|&(a, b)| memchr::memchr_iter(b'\n', &data[a..b]).count() as u64)
+        .collect();
+    let mut acc = 0u64;
+    bounds
+        .into_iter()
+        .zip(lines)
+        .map(|((a, b), l)| {
+            let first = acc;
+            acc += l;
+            (a, b, first)
+        })
+        .collect()
+}
+
+/// [`split`] without the line offsets, for a caller that learns each chunk's line count from
+/// scanning it ([`crate::logs::scan`] returns it) and so spares a pass over the data.
+pub fn split_bounds(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usize)> {
     let target = target.max(1);
     let n = data.len().div_ceil(target).max(1);
     // Parity of the quotes before each nominal cut, computed piecewise in parallel.
@@ -201,24 +221,9 @@ pub fn split(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usize, u64
     cuts.insert(0, 0);
     cuts.push(data.len());
     cuts.dedup();
-    let bounds: Vec<(usize, usize)> = cuts
-        .windows(2)
+    cuts.windows(2)
         .map(|w| (w[0], w[1]))
         .filter(|(a, b)| a < b)
-        .collect();
-    let lines: Vec<u64> = bounds
-        .par_iter()
-        .map(|&(a, b)| memchr::memchr_iter(b'\n', &data[a..b]).count() as u64)
-        .collect();
-    let mut acc = 0u64;
-    bounds
-        .into_iter()
-        .zip(lines)
-        .map(|((a, b), l)| {
-            let first = acc;
-            acc += l;
-            (a, b, first)
-        })
         .collect()
 }
 

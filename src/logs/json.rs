@@ -360,7 +360,7 @@ pub(super) fn scan<'a>(
     first_line: u64,
     rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut dyn FnMut(u64, std::ops::Range<usize>, super::Malformed),
-) {
+) -> u64 {
     let mut line = first_line;
     let mut pos = 0;
     while pos < b.len() {
@@ -380,6 +380,7 @@ pub(super) fn scan<'a>(
         line += 1;
         pos = end + 1;
     }
+    line - first_line
 }
 
 #[cfg(test)]

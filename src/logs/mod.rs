@@ -186,14 +186,15 @@ pub fn prepare(
 /// Scans a chunk of complete records. `first_line` is the 1-based line number of the chunk's
 /// first byte. Calls `rec(line, span, fields)` per record and `bad(line, span, why)` per
 /// malformed one; `span` is the record's byte range in `chunk` (without its line end for
-/// line-based formats, with it for CSV).
+/// line-based formats, with it for CSV). Returns the number of line ends scanned, the line
+/// count of a chunk that ends with one.
 pub fn scan<'a>(
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
     rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
-) {
+) -> u64 {
     match reader {
         Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),
         Reader::Json(p) => json::scan(p, chunk, first_line, rec, bad),

@@ -82,7 +82,7 @@ pub(super) fn scan<'a>(
     first_line: u64,
     rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
-) {
+) -> u64 {
     let mut line = first_line;
     let mut pos = 0;
     while pos < b.len() {
@@ -127,6 +127,7 @@ pub(super) fn scan<'a>(
         line += 1;
         pos = end + 1;
     }
+    line - first_line
 }
 
 #[cfg(test)]
