@@ -157,6 +157,23 @@ fn string(b: &[u8], p: usize) -> Option<(Cow<'_, str>, usize)> {
     unescape(b, start)
 }
 
+/// Reads an object key at `p` as bytes: borrowed unless it has an escape. Keys are compared
+/// byte for byte with the wanted path segments, so an unescaped key is not UTF-8 checked: a
+/// key that is not UTF-8 can equal no wanted name.
+#[inline]
+fn key(b: &[u8], p: usize) -> Option<(Cow<'_, [u8]>, usize)> {
+    if b.get(p) != Some(&b'"') {
+        return None;
+    }
+    let start = p + 1;
+    let k = memchr::memchr2(b'"', b'\\', b.get(start..)?)? + start;
+    if b[k] == b'"' {
+        return Some((Cow::Borrowed(&b[start..k]), k + 1));
+    }
+    let (s, n) = unescape(b, start)?;
+    Some((Cow::Owned(s.into_owned().into_bytes()), n))
+}
+
 fn unescape(b: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
     let mut out: Vec<u8> = Vec::new();
     let mut i = start;
@@ -309,7 +326,7 @@ fn object<'a>(
         return Some(p + 1);
     }
     loop {
-        let (k, np) = string(b, p)?;
+        let (k, np) = key(b, p)?;
         p = ws(b, np);
         if b.get(p) != Some(&b':') {
             return None;
@@ -323,7 +340,7 @@ fn object<'a>(
                 continue;
             }
             if let Some(path) = path {
-                if path.get(level).is_some_and(|s| *s == *k) {
+                if path.get(level).is_some_and(|s| s.as_bytes() == &*k) {
                     if path.len() == level + 1 {
                         leaf |= 1 << i;
                     } else {
