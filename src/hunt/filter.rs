@@ -126,12 +126,21 @@ impl Filter {
             index,
             opts: &self.opts,
         };
-        let chunks = if body.len() >= PARALLEL_MIN {
+        // Line numbers matter only for an --on-error fail message; otherwise each chunk's line
+        // count comes from scanning it, and no extra pass over the batch counts them.
+        let exact_lines = self.on_error == OnError::Fail;
+        let chunks = if body.len() < PARALLEL_MIN {
+            vec![(0, body.len(), 0)]
+        } else if exact_lines {
             input::split(body, quoted, PARALLEL_MIN / 2)
         } else {
-            vec![(0, body.len(), 0)]
+            input::split_bounds(body, quoted, PARALLEL_MIN / 2)
+                .into_iter()
+                .map(|(a, b)| (a, b, 0))
+                .collect()
         };
         let first = self.next_line;
+        let mut lines = 0u64;
         let outs: Vec<std::result::Result<ChunkOut, (Vec<u8>, Error)>> = chunks
             .par_iter()
             .map(|&(a, b, l)| {
@@ -148,7 +157,7 @@ impl Filter {
             })
             .collect();
         for o in outs {
-            let (bytes, tally, matched, written) = match o {
+            let (bytes, tally, matched, written, chunk_lines) = match o {
                 Ok(v) => v,
                 Err((partial, e)) => {
                     // The records before the failing one still go out.
@@ -163,6 +172,7 @@ impl Filter {
                 }
             };
             out.extend_from_slice(&bytes);
+            lines += chunk_lines;
             // Every record is either matched-or-not (tally.records) or malformed (skipped).
             self.stats.records += tally.records + tally.skipped.len() as u64;
             self.stats.matched += matched;
@@ -171,7 +181,7 @@ impl Filter {
                 *self.stats.malformed.entry(why).or_insert(0) += 1;
             }
         }
-        self.next_line += memchr::memchr_iter(b'\n', body).count() as u64;
+        self.next_line += lines;
         if quoted {
             self.odd ^= input::parity(body);
         }
@@ -265,7 +275,8 @@ impl Filter {
 }
 
 /// One chunk's output bytes, counts, matched records and written records.
-type ChunkOut = (Vec<u8>, Tally, u64, u64);
+/// Output bytes, counts, records matched, records written, line ends scanned.
+type ChunkOut = (Vec<u8>, Tally, u64, u64, u64);
 
 /// The appended CSV / Zeek columns.
 pub const TI_COLUMNS: [&str; 9] = [
@@ -387,7 +398,7 @@ fn chunk<S: AsRef<[u8]>>(
                 s.err = Some(e);
             }
         };
-    scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
+    let lines = scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
         Item::Record(line, span, fields, no_match) => on_record(line, span, fields, no_match),
         Item::Bad(line, span, why) => {
             st.borrow_mut()
@@ -399,7 +410,7 @@ fn chunk<S: AsRef<[u8]>>(
         // The output of the records before the failure still goes out.
         return Err((s.out, e));
     }
-    Ok((s.out, s.tally, s.matched, s.written))
+    Ok((s.out, s.tally, s.matched, s.written, lines))
 }
 
 fn trim_end(r: &[u8]) -> &[u8] {
