@@ -7,7 +7,10 @@
 //!   misses), `ipv4_hits` (all hits: indicator addresses and addresses inside indicator CIDRs),
 //!   `ipv6_random` (half indicator addresses, half random global addresses), `domain_exact`
 //!   and `domain_suffix` (half indicator domains, half other generated domains; the suffix
-//!   variant prepends one to three labels and looks every label suffix up).
+//!   variant prepends one to three labels and looks every label suffix up); the names lie in
+//!   one contiguous buffer, as in a log chunk. The `*_batch` variants run the same queries
+//!   through the batch API (`Index::visit_ips`, `Index::visit_domains`), which reads the first
+//!   memory location of 32 keys back to back so that their cache misses overlap.
 //! * `open/1M`: `Index::open` of the index file plus one lookup (constant time: only the
 //!   header is read).
 //! * `gen/*`: corpus generation speed (indicators, and 1M events of each log written to a sink).
@@ -121,7 +124,17 @@ fn count_ips(idx: &Index<&[u8]>, addrs: &[IpAddr]) -> u64 {
     n
 }
 
-fn count_domains(idx: &Index<&[u8]>, names: &[String], suffix: bool) -> u64 {
+fn count_ips_batch(idx: &Index<&[u8]>, addrs: &[IpAddr]) -> u64 {
+    let mut n = 0u64;
+    idx.visit_ips(addrs, |_, _| {
+        n += 1;
+        Ok(())
+    })
+    .expect("lookup");
+    n
+}
+
+fn count_domains(idx: &Index<&[u8]>, names: &[&str], suffix: bool) -> u64 {
     let mut n = 0u64;
     for name in names {
         idx.visit_domain(name, suffix, |_| {
@@ -131,6 +144,28 @@ fn count_domains(idx: &Index<&[u8]>, names: &[String], suffix: bool) -> u64 {
         .expect("lookup");
     }
     n
+}
+
+fn count_domains_batch(idx: &Index<&[u8]>, names: &[&str], suffix: bool) -> u64 {
+    let mut n = 0u64;
+    idx.visit_domains(names, suffix, |_, _| {
+        n += 1;
+        Ok(())
+    })
+    .expect("lookup");
+    n
+}
+
+/// The names in one contiguous buffer, as a log chunk holds them (a `Vec<String>` would add a
+/// cache miss per name to every lookup, for the heap string).
+fn contiguous(names: &[String]) -> (String, Vec<(usize, usize)>) {
+    let mut buf = String::new();
+    let mut spans = Vec::with_capacity(names.len());
+    for n in names {
+        spans.push((buf.len(), buf.len() + n.len()));
+        buf.push_str(n);
+    }
+    (buf, spans)
 }
 
 /// The share of queries with at least one match.
@@ -241,6 +276,14 @@ fn lookup(c: &mut Criterion) {
         })
         .collect();
 
+    let (exact_buf, exact_spans) = contiguous(&exact_names);
+    let exact: Vec<&str> = exact_spans.iter().map(|&(a, b)| &exact_buf[a..b]).collect();
+    let (suffix_buf, suffix_spans) = contiguous(&suffix_names);
+    let suffixed: Vec<&str> = suffix_spans
+        .iter()
+        .map(|&(a, b)| &suffix_buf[a..b])
+        .collect();
+
     let ip_hit = |a: &IpAddr| idx.lookup_ip(*a).is_ok_and(|v| !v.is_empty());
     let name_hit = |n: &String, s: bool| idx.lookup_domain(n, s).is_ok_and(|v| !v.is_empty());
     eprintln!(
@@ -260,6 +303,9 @@ fn lookup(c: &mut Criterion) {
     g.bench_function("ipv4_1M_random", |b| {
         b.iter(|| count_ips(&idx, black_box(&random_v4)))
     });
+    g.bench_function("ipv4_1M_random_batch", |b| {
+        b.iter(|| count_ips_batch(&idx, black_box(&random_v4)))
+    });
     g.bench_function("ipv4_hits", |b| {
         b.iter(|| count_ips(&idx, black_box(&hits_v4)))
     });
@@ -267,10 +313,16 @@ fn lookup(c: &mut Criterion) {
         b.iter(|| count_ips(&idx, black_box(&mixed_v6)))
     });
     g.bench_function("domain_exact", |b| {
-        b.iter(|| count_domains(&idx, black_box(&exact_names), false))
+        b.iter(|| count_domains(&idx, black_box(&exact), false))
+    });
+    g.bench_function("domain_exact_batch", |b| {
+        b.iter(|| count_domains_batch(&idx, black_box(&exact), false))
     });
     g.bench_function("domain_suffix", |b| {
-        b.iter(|| count_domains(&idx, black_box(&suffix_names), true))
+        b.iter(|| count_domains(&idx, black_box(&suffixed), true))
+    });
+    g.bench_function("domain_suffix_batch", |b| {
+        b.iter(|| count_domains_batch(&idx, black_box(&suffixed), true))
     });
     g.finish();
 }

@@ -357,10 +357,6 @@ pub struct FamilyView<'a> {
     pub l1: &'a [u8],
     /// log2 of its size.
     pub l1_bits: u8,
-    /// Bitmap (v4).
-    pub bitmap: &'a [u8],
-    /// log2 of the bitmap's block count.
-    pub bitmap_bits: u8,
     /// File offset of `values`, for errors.
     pub values_at: usize,
     /// Lone addresses.
@@ -389,29 +385,6 @@ impl<'a> FamilyView<'a> {
                 "first-level table entry out of range",
             )),
         }
-    }
-
-    /// The bitmap byte [`FamilyView::v4_absent`] reads for `addr`.
-    #[inline]
-    pub fn v4_bitmap_byte(&self, addr: u32) -> Option<&'a u8> {
-        if self.bitmap_bits == 0 {
-            return None;
-        }
-        let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
-        self.bitmap.get(blk / 8)
-    }
-
-    /// Whether the v4 occupancy bitmap rules `addr` out.
-    #[inline]
-    pub fn v4_absent(&self, addr: u32) -> bool {
-        if self.bitmap_bits == 0 {
-            return false;
-        }
-        let blk = (addr >> (32 - u32::from(self.bitmap_bits))) as usize;
-        // The bitmap length matches `bitmap_bits` (checked at open).
-        self.bitmap
-            .get(blk / 8)
-            .is_none_or(|b| b & (1 << (blk % 8)) == 0)
     }
 
     /// The range of lone entries equal to `addr` (`width` = 4 or 16 bytes per address).
@@ -535,6 +508,29 @@ impl<'a> FamilyView<'a> {
         }
         self.value_at(lo)
     }
+}
+
+/// The byte of a v4 occupancy bitmap of `2^bits` blocks that holds `addr`'s block bit
+/// (`None` without a bitmap).
+#[inline]
+pub fn bitmap_byte(bitmap: &[u8], bits: u8, addr: u32) -> Option<&u8> {
+    if bits == 0 {
+        return None;
+    }
+    let blk = (addr >> (32 - u32::from(bits))) as usize;
+    bitmap.get(blk / 8)
+}
+
+/// Whether a v4 occupancy bitmap rules `addr` out: its block holds no interval and no lone
+/// address. Without a bitmap, `false`.
+#[inline]
+pub fn bitmap_absent(bitmap: &[u8], bits: u8, addr: u32) -> bool {
+    if bits == 0 {
+        return false;
+    }
+    let blk = (addr >> (32 - u32::from(bits))) as usize;
+    // The bitmap length matches `bits` (checked at open).
+    bitmap.get(blk / 8).is_none_or(|b| b & (1 << (blk % 8)) == 0)
 }
 
 /// Walks an interval value's records: the innermost prefix's first, then each enclosing one's.

@@ -156,8 +156,6 @@ impl<S: AsRef<[u8]>> Index<S> {
             values: self.sect(Section::V4Values),
             l1: self.sect(Section::V4L1),
             l1_bits: self.layout.v4_l1_bits,
-            bitmap: self.sect(Section::V4Bitmap),
-            bitmap_bits: self.layout.v4_bitmap_bits,
             values_at: self.at(Section::V4Values),
             lone_addrs: self.sect(Section::V4LoneAddrs),
             lone_ids: self.sect(Section::V4LoneIds),
@@ -172,8 +170,6 @@ impl<S: AsRef<[u8]>> Index<S> {
             values: self.sect(Section::V6Values),
             l1: self.sect(Section::V6L1),
             l1_bits: self.layout.v6_l1_bits,
-            bitmap: &[],
-            bitmap_bits: 0,
             values_at: self.at(Section::V6Values),
             lone_addrs: self.sect(Section::V6LoneAddrs),
             lone_ids: self.sect(Section::V6LoneIds),
@@ -214,8 +210,18 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// cache misses overlap instead of queuing one per record.
     #[inline]
     pub fn ipv4_absent(&self, a: std::net::Ipv4Addr, raw_too: bool) -> bool {
-        self.v4().v4_absent(u32::from(a))
+        self.v4_bitmap_absent(u32::from(a))
             && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
+    }
+
+    /// Whether the IPv4 occupancy bitmap rules `addr` out, reading only the bitmap section.
+    #[inline]
+    fn v4_bitmap_absent(&self, addr: u32) -> bool {
+        iptrie::bitmap_absent(
+            self.sect(Section::V4Bitmap),
+            self.layout.v4_bitmap_bits,
+            addr,
+        )
     }
 
     /// The byte [`Index::ipv4_absent`] reads first for `a`. Reading the bytes of a batch of
@@ -223,7 +229,11 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// check one key at a time waits for each miss in turn.
     #[inline]
     pub fn ipv4_probe_byte(&self, a: std::net::Ipv4Addr) -> Option<&u8> {
-        self.v4().v4_bitmap_byte(u32::from(a))
+        iptrie::bitmap_byte(
+            self.sect(Section::V4Bitmap),
+            self.layout.v4_bitmap_bits,
+            u32::from(a),
+        )
     }
 
     /// The byte [`Index::domain_absent`] reads first for `normalized` (see
@@ -253,6 +263,16 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
     pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        // Most lookups miss: one bit answers them, before anything else is set up.
+        let v4 = match addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        if let Some(a) = v4 {
+            if self.v4_bitmap_absent(u32::from(a)) {
+                return Ok(());
+            }
+        }
         let (fam, key, width) = match addr {
             IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
             IpAddr::V6(a) => match canonical_v6(a) {
@@ -261,10 +281,6 @@ impl<S: AsRef<[u8]>> Index<S> {
             },
         };
         let value = if width == 4 {
-            // Most lookups miss: one bit answers them.
-            if fam.v4_absent(key as u32) {
-                return Ok(());
-            }
             fam.find_v4(key as u32)?
         } else {
             fam.find_v6(key)?
@@ -363,6 +379,83 @@ impl<S: AsRef<[u8]>> Index<S> {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// [`Index::visit_ip`] for many addresses: calls `f(i, id)` for every record containing
+    /// `addrs[i]`, in order of `i`. The same answers, faster for large inputs: the IPv4 bitmap
+    /// bytes of a group of addresses are read back to back before any address is decided, so
+    /// their cache misses overlap instead of queuing.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    pub fn visit_ips(
+        &self,
+        addrs: &[IpAddr],
+        mut f: impl FnMut(usize, u32) -> Result<()>,
+    ) -> Result<()> {
+        for (g, group) in addrs.chunks(PROBE_GROUP).enumerate() {
+            let mut bytes: [Option<&u8>; PROBE_GROUP] = [None; PROBE_GROUP];
+            for (b, a) in bytes.iter_mut().zip(group) {
+                let a = match *a {
+                    IpAddr::V6(v6) => canonical_v6(v6),
+                    v4 => v4,
+                };
+                if let IpAddr::V4(a) = a {
+                    *b = self.ipv4_probe_byte(a);
+                }
+            }
+            touch(&bytes);
+            for (k, &a) in group.iter().enumerate() {
+                let i = g * PROBE_GROUP + k;
+                self.visit_ip(a, |id| f(i, id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Index::visit_domain`] for many names: calls `f(i, id)` for every domain record
+    /// matching `names[i]`, in order of `i`. The same answers, faster for large inputs: the
+    /// first hash slot of every name of a group (and, with `suffix`, of its label suffixes) is
+    /// read back to back before any name is decided (see [`Index::visit_ips`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
+    pub fn visit_domains<N: AsRef<str>>(
+        &self,
+        names: &[N],
+        suffix: bool,
+        mut f: impl FnMut(usize, u32) -> Result<()>,
+    ) -> Result<()> {
+        let table = self.strtable();
+        let tag = Kind::Domain.tag();
+        let mut bytes: Vec<Option<&u8>> = Vec::with_capacity(PROBE_GROUP * 4);
+        for (g, group) in names.chunks(PROBE_GROUP).enumerate() {
+            bytes.clear();
+            for name in group {
+                let name = name.as_ref();
+                let name = name.strip_suffix('.').unwrap_or(name);
+                let mut buf = [0u8; 256];
+                let Some(key) = buf.get_mut(..name.len()) else {
+                    continue;
+                };
+                key.copy_from_slice(name.as_bytes());
+                key.make_ascii_lowercase();
+                let mut start = 0;
+                loop {
+                    bytes.push(table.first_slot(tag, &key[start..]));
+                    match memchr::memchr(b'.', &key[start..]) {
+                        Some(dot) if suffix => start += dot + 1,
+                        _ => break,
+                    }
+                }
+            }
+            touch(&bytes);
+            for (k, name) in group.iter().enumerate() {
+                let i = g * PROBE_GROUP + k;
+                self.visit_domain(name.as_ref(), suffix, |id| f(i, id))?;
+            }
+        }
+        Ok(())
     }
 
     /// Domain records matching `name` (see [`Index::visit_domain`]), each once.
@@ -553,6 +646,19 @@ impl<S: AsRef<[u8]>> Index<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// Keys per group of the batch lookups: enough independent memory reads to keep the memory
+/// system busy, few enough that their cache lines are still there when the group is decided.
+const PROBE_GROUP: usize = 32;
+
+/// Reads every byte, in a tight loop and with nothing waiting on the values: the misses
+/// overlap. `black_box` keeps the reads from being optimized away.
+#[inline]
+fn touch(bytes: &[Option<&u8>]) {
+    for b in bytes.iter().flatten() {
+        std::hint::black_box(**b);
     }
 }
 

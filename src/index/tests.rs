@@ -93,8 +93,23 @@ fn v4_random_prefixes_match_brute_force() {
             }
         }
         probes.push("0.0.0.0".parse().unwrap());
-        for a in probes {
+        for &a in &probes {
             assert_eq!(got(&idx, a), brute(&inds, a), "seed {seed} addr {a}");
+        }
+        // The batch lookup gives every probe's answer, in probe order.
+        let mut batch: Vec<Vec<u32>> = vec![Vec::new(); probes.len()];
+        let mut order = Vec::new();
+        idx.visit_ips(&probes, |i, id| {
+            batch[i].push(id);
+            order.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]));
+        for (a, mut ids) in probes.iter().zip(batch) {
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids, brute(&inds, *a), "seed {seed} batch addr {a}");
         }
         idx.verify().unwrap();
     }
@@ -172,6 +187,32 @@ fn domain_exact_and_label_suffix() {
     assert_eq!(ids("com", true), Vec::<u32>::new());
     assert_eq!(ids("", true), Vec::<u32>::new());
     assert_eq!(ids(".", true), Vec::<u32>::new());
+    // The batch lookup answers as the single one, name by name, in both modes.
+    let names = [
+        "evil.com",
+        "EVIL.com.",
+        "a.b.evil.com",
+        "b.evil.com",
+        "notevil.com",
+        "",
+        ".",
+        "com",
+        "Bücher.example",
+        "other.org",
+    ];
+    for suffix in [false, true] {
+        let mut batch: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
+        idx.visit_domains(&names, suffix, |i, id| {
+            batch[i].push(id);
+            Ok(())
+        })
+        .unwrap();
+        for (name, mut got) in names.iter().zip(batch) {
+            got.sort_unstable();
+            got.dedup();
+            assert_eq!(got, ids(name, suffix), "{name:?} suffix {suffix}");
+        }
+    }
     let r = idx.record(1).unwrap();
     assert_eq!(r.value(), "b.evil.com");
     assert_eq!(r.field(Field::RawValue), "B.Evil.COM.");
