@@ -530,7 +530,9 @@ pub fn bitmap_absent(bitmap: &[u8], bits: u8, addr: u32) -> bool {
     }
     let blk = (addr >> (32 - u32::from(bits))) as usize;
     // The bitmap length matches `bits` (checked at open).
-    bitmap.get(blk / 8).is_none_or(|b| b & (1 << (blk % 8)) == 0)
+    bitmap
+        .get(blk / 8)
+        .is_none_or(|b| b & (1 << (blk % 8)) == 0)
 }
 
 /// Walks an interval value's records: the innermost prefix's first, then each enclosing one's.

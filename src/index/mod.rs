@@ -32,7 +32,7 @@ use iptrie::FamilyView;
 use memmap2::Mmap;
 use std::net::IpAddr;
 use std::path::Path;
-use strtable::{StrTable, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
+use strtable::{hash, StrTable, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
 
 /// A compiled indicator index over bytes `S`.
 ///
@@ -428,31 +428,55 @@ impl<S: AsRef<[u8]>> Index<S> {
     ) -> Result<()> {
         let table = self.strtable();
         let tag = Kind::Domain.tag();
-        let mut bytes: Vec<Option<&u8>> = Vec::with_capacity(PROBE_GROUP * 4);
+        // Per group: the lowercased keys in one buffer, and one probe per key (and suffix):
+        // (name index in the group, key range in `keys`, hash). A name that is not plain ASCII
+        // (or is empty) has no probe and takes the single lookup.
+        let mut keys: Vec<u8> = Vec::new();
+        let mut probes: Vec<(usize, usize, usize, u64)> = Vec::new();
+        let mut plain = [false; PROBE_GROUP];
+        let mut bytes: Vec<Option<&u8>> = Vec::new();
         for (g, group) in names.chunks(PROBE_GROUP).enumerate() {
-            bytes.clear();
-            for name in group {
+            keys.clear();
+            probes.clear();
+            for (k, name) in group.iter().enumerate() {
                 let name = name.as_ref();
                 let name = name.strip_suffix('.').unwrap_or(name);
-                let mut buf = [0u8; 256];
-                let Some(key) = buf.get_mut(..name.len()) else {
+                plain[k] = !name.is_empty() && name.is_ascii();
+                if !plain[k] {
                     continue;
-                };
-                key.copy_from_slice(name.as_bytes());
-                key.make_ascii_lowercase();
-                let mut start = 0;
+                }
+                let at = keys.len();
+                keys.extend_from_slice(name.as_bytes());
+                keys[at..].make_ascii_lowercase();
+                let mut start = at;
                 loop {
-                    bytes.push(table.first_slot(tag, &key[start..]));
-                    match memchr::memchr(b'.', &key[start..]) {
+                    probes.push((k, start, keys.len(), hash(tag, &keys[start..])));
+                    match memchr::memchr(b'.', &keys[start..]) {
                         Some(dot) if suffix => start += dot + 1,
                         _ => break,
                     }
                 }
             }
+            // Two rounds of overlapped misses: the slots, then the entries they point to.
+            bytes.clear();
+            bytes.extend(probes.iter().map(|p| table.first_slot_hashed(p.3)));
             touch(&bytes);
+            bytes.clear();
+            bytes.extend(probes.iter().map(|p| table.entry_byte_hashed(p.3)));
+            touch(&bytes);
+            let mut next = 0;
             for (k, name) in group.iter().enumerate() {
                 let i = g * PROBE_GROUP + k;
-                self.visit_domain(name.as_ref(), suffix, |id| f(i, id))?;
+                if !plain[k] {
+                    self.visit_domain(name.as_ref(), suffix, |id| f(i, id))?;
+                    continue;
+                }
+                while let Some(&(_, a, b, h)) = probes.get(next).filter(|p| p.0 == k) {
+                    next += 1;
+                    for id in table.get_hashed(tag, &keys[a..b], h)?.iter() {
+                        f(i, self.checked(id)?)?;
+                    }
+                }
             }
         }
         Ok(())

@@ -162,8 +162,16 @@ impl<'a> StrTable<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when a slot points outside the entries or an entry is malformed.
     pub fn get(&self, tag: u8, key: &[u8]) -> Result<Ids<'a>> {
+        self.get_hashed(tag, key, hash(tag, key))
+    }
+
+    /// [`StrTable::get`] with the key's [`hash`] computed by the caller.
+    ///
+    /// # Errors
+    /// As [`StrTable::get`].
+    #[inline]
+    pub fn get_hashed(&self, tag: u8, key: &[u8], h: u64) -> Result<Ids<'a>> {
         let n = self.slots.len() / 8;
-        let h = hash(tag, key);
         let want = h & 0xffff_ffff;
         let mut i = slot_of(h, n);
         // At most n probes: a hostile table may have no empty slot.
@@ -188,10 +196,39 @@ impl<'a> StrTable<'a> {
     /// The first byte of the first slot `(tag, key)` probes.
     #[inline]
     pub fn first_slot(&self, tag: u8, key: &[u8]) -> Option<&'a u8> {
+        self.first_slot_hashed(hash(tag, key))
+    }
+
+    /// The first byte of the first slot probed for a key of hash `h`.
+    #[inline]
+    pub fn first_slot_hashed(&self, h: u64) -> Option<&'a u8> {
         let n = self.slots.len() / 8;
-        (n > 0)
-            .then(|| self.slots.get(slot_of(hash(tag, key), n) * 8))
-            .flatten()
+        (n > 0).then(|| self.slots.get(slot_of(h, n) * 8)).flatten()
+    }
+
+    /// The first byte of the entry the first slot with a matching hash tag points to, for a
+    /// key of hash `h` (within 8 probes): what a lookup reads next after the slots.
+    #[inline]
+    pub fn entry_byte_hashed(&self, h: u64) -> Option<&'a u8> {
+        let n = self.slots.len() / 8;
+        if n == 0 {
+            return None;
+        }
+        let want = h & 0xffff_ffff;
+        let mut i = slot_of(h, n);
+        for _ in 0..8.min(n) {
+            let s = u64_at(self.slots, i * 8)?;
+            if s == 0 {
+                return None;
+            }
+            if s >> 32 == want {
+                return self
+                    .entries
+                    .get(((s & 0xffff_ffff) as usize).checked_sub(1)?);
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        None
     }
 
     /// Whether the slots alone prove that `(tag, key)` is absent: the probe sequence reaches an
