@@ -15,6 +15,7 @@ use super::format::{put_varint, u32_at, u64_at, varint_at, RECORD_SIZE};
 use crate::error::{Error, Result};
 use crate::indicator::{Indicator, Kind, Origin};
 use crate::time::Timestamp;
+use std::borrow::Cow;
 
 /// The string fields of a record, in block order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +95,8 @@ pub struct RecordsBuilder<'a> {
     records: Vec<u8>,
     blocks: Vec<u8>,
     strings: Vec<u8>,
-    interned: FastMap<&'a str, u64>,
-    interned_owned: FastMap<String, u64>,
+    /// String -> offset in `strings`: borrowed from the indicators where possible.
+    interned: FastMap<Cow<'a, str>, u64>,
 }
 
 impl<'a> RecordsBuilder<'a> {
@@ -105,40 +106,22 @@ impl<'a> RecordsBuilder<'a> {
             records: Vec::with_capacity(n * RECORD_SIZE),
             blocks: Vec::with_capacity(n * 8),
             strings: vec![0],
-            interned: FastMap::with_capacity_and_hasher(n, Default::default()),
-            interned_owned: FastMap::default(),
+            interned: FastMap::with_capacity_and_hasher(n * 2, Default::default()),
         }
     }
 
-    fn add_string(&mut self, s: &str) -> u64 {
-        let o = self.strings.len() as u64;
-        put_varint(&mut self.strings, s.len() as u64);
-        self.strings.extend_from_slice(s.as_bytes());
-        o
-    }
-
-    fn intern(&mut self, s: &'a str) -> u64 {
-        if let Some(&o) = self.interned.get(s) {
-            return o;
+    /// Interns `s` (one map probe for a string seen before, one insert for a new one).
+    fn intern(&mut self, s: Cow<'a, str>) -> u64 {
+        let next = self.strings.len() as u64;
+        match self.interned.entry(s) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                put_varint(&mut self.strings, e.key().len() as u64);
+                self.strings.extend_from_slice(e.key().as_bytes());
+                e.insert(next);
+                next
+            }
         }
-        if let Some(&o) = self.interned_owned.get(s) {
-            return o;
-        }
-        let o = self.add_string(s);
-        self.interned.insert(s, o);
-        o
-    }
-
-    fn intern_owned(&mut self, s: &str) -> u64 {
-        if let Some(&o) = self.interned.get(s) {
-            return o;
-        }
-        if let Some(&o) = self.interned_owned.get(s) {
-            return o;
-        }
-        let o = self.add_string(s);
-        self.interned_owned.insert(s.to_string(), o);
-        o
     }
 
     /// Appends one record.
@@ -149,12 +132,12 @@ impl<'a> RecordsBuilder<'a> {
         let block = u32::try_from(self.blocks.len())
             .map_err(|_| Error::TooLarge("record string blocks exceed 4 GiB".into()))?;
         // The two computed fields; a string key's value is borrowed as is.
-        let value: std::borrow::Cow<'a, str> = match ind.keys.first() {
+        let mut value: Cow<'a, str> = match ind.keys.first() {
             Some(crate::indicator::Key::Str(_, s)) => s.as_str().into(),
             Some(k) => k.value_string().into(),
             None => "".into(),
         };
-        let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
+        let mut modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
         let conf = match ind.confidence {
             Some(c)
                 if c.is_finite()
@@ -166,7 +149,7 @@ impl<'a> RecordsBuilder<'a> {
             Some(c) if c.is_finite() => CONF_IN_BLOCK,
             _ => NULL_CONF,
         };
-        let conf_text = match ind.confidence {
+        let mut conf_text = match ind.confidence {
             Some(c) if conf == CONF_IN_BLOCK => c.to_string(),
             _ => String::new(),
         };
@@ -197,13 +180,10 @@ impl<'a> RecordsBuilder<'a> {
         for f in 0..FIELDS {
             if present & (1 << f) != 0 && same & (1 << f) == 0 {
                 let o = match f {
-                    0 => match &value {
-                        std::borrow::Cow::Borrowed(b) => self.intern(b),
-                        std::borrow::Cow::Owned(o) => self.intern_owned(o),
-                    },
-                    12 => self.intern_owned(&modified),
-                    13 => self.intern_owned(&conf_text),
-                    _ => self.intern(borrowed_field(ind, f)),
+                    0 => self.intern(std::mem::take(&mut value)),
+                    12 => self.intern(Cow::Owned(std::mem::take(&mut modified))),
+                    13 => self.intern(Cow::Owned(std::mem::take(&mut conf_text))),
+                    _ => self.intern(Cow::Borrowed(borrowed_field(ind, f))),
                 };
                 put_varint(&mut self.blocks, o);
             }
