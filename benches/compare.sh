@@ -13,6 +13,8 @@
 #                        when its parameters match)
 #   SEED=42  NOW=2025-01-01T00:00:00Z   generator seed and the `now()` of every hunt
 #   VENV=target/compare-venv  DUCKDB_VERSION=1.1.3   DuckDB from PyPI, in a virtual env
+#   PROGS="ioc-kql-index ioc-kql-rawcsv ioc-norm-index ioc-norm-rawcsv duckdb wc-l"   the programs
+#                        (a subset for a quicker run; duckdb and wc-l are required)
 #   CASES="network.csv network.ndjson dns.csv dns.ndjson"   the cases to time (a subset is
 #                        fine, e.g. CASES=network.csv for a quick re-run on an existing corpus)
 #   CARGO_TARGET_DIR     honoured for the release build (default target)
@@ -137,7 +139,12 @@ measure() {
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')" "$rss" "$rows" >>"$TIMINGS"
 }
 
-PROGS=(ioc-kql-index ioc-kql-rawcsv ioc-norm-index ioc-norm-rawcsv duckdb wc-l)
+read -r -a PROGS <<<"${PROGS:-ioc-kql-index ioc-kql-rawcsv ioc-norm-index ioc-norm-rawcsv duckdb wc-l}"
+for p in duckdb wc-l; do
+    [[ " ${PROGS[*]} " == *" $p "* ]] || die "PROGS must include $p (the ratios are taken against it)"
+done
+# timed PROG: whether PROG is among the programs of this run
+timed() { [[ " ${PROGS[*]} " == *" $1 "* ]]; }
 declare -A LOGFILE=(
     [network.csv]=NetworkConnection.csv [network.ndjson]=NetworkConnection.ndjson
     [dns.csv]=DnsEvents.csv [dns.ndjson]=DnsEvents.ndjson
@@ -225,6 +232,7 @@ IDX_MB=$(mb "$(fsize "$IDX")")
     for case in "${CASES[@]}"; do
         d=$(rowset "$case" duckdb)
         for prog in ioc-kql-index ioc-kql-rawcsv; do
+            timed "$prog" || continue
             i=$(rowset "$case" "$prog")
             if [[ $i == "$d" ]]; then
                 echo "- $case $prog: $i rows = DuckDB $d: OK"
@@ -242,6 +250,7 @@ IDX_MB=$(mb "$(fsize "$IDX")")
         [[ $fmt == ndjson ]] && need=4
         d=$(med "$case" duckdb)
         for prog in ioc-kql-index ioc-kql-rawcsv ioc-norm-index ioc-norm-rawcsv; do
+            timed "$prog" || continue
             r=$(ratio "$d" "$(med "$case" "$prog")")
             v=$(awk -v r="$r" -v n="$need" 'BEGIN { print (r >= n) ? "PASS" : "FAIL" }')
             echo "- $v $case $prog: ${r}x DuckDB (bar >= ${need}x)"
