@@ -232,42 +232,98 @@ fn run_source<S: AsRef<[u8]> + Sync>(
     };
     let m = Matcher { index, opts };
     match input::open(src)? {
-        Opened::Whole(whole) => {
-            let data = whole.as_ref();
-            if data.is_empty() {
-                return Ok(fr);
-            }
-            let head = &data[..data.len().min(1 << 20)];
-            let (format, p) = prepare(&name, head, opts)?;
-            fr.format = Some(format);
-            fr.schema = p.schema.clone();
-            fr.bytes = data.len() as u64;
-            let body = &data[p.header_len.min(data.len())..];
-            let chunks =
-                input::split_bounds(body, logs::quoted_newlines(&p.reader), opts.chunk_size);
-            let outs: Vec<ChunkOut> = chunks
-                .par_iter()
-                .map(|&(a, b)| {
-                    let out = scan_chunk(&m, &p, file, &body[a..b], p.header_lines + 1);
-                    progress.bytes.fetch_add((b - a) as u64, AtOrd::Relaxed);
-                    progress
-                        .records
-                        .fetch_add(out.tally.records, AtOrd::Relaxed);
-                    out
-                })
-                .collect();
-            let mut before = 0;
-            for mut out in outs {
-                out.shift_lines(before);
-                before += out.lines;
-                absorb(&mut fr, out, matches, opts.strict)?;
-            }
-        }
+        Opened::Plain(f) => plain_file(&m, &name, &f, file, progress, &mut fr, matches)?,
         Opened::Stream(mut r) => {
             stream(&m, &name, &mut *r, file, opts, progress, &mut fr, matches)?
         }
     }
     Ok(fr)
+}
+
+/// Hunts a plain file, mapped one window at a time. Each window ends at a record boundary (the
+/// next starts there, outside any quotes), is cut into chunks scanned in parallel, and is
+/// unmapped before the next is mapped: memory stays bounded by the window, whatever the file's
+/// size. A record longer than a window widens it.
+fn plain_file<S: AsRef<[u8]> + Sync>(
+    m: &Matcher<'_, S>,
+    name: &str,
+    f: &input::PlainFile,
+    file: u32,
+    progress: &Progress,
+    fr: &mut FileReport,
+    matches: &mut Vec<Match>,
+) -> Result<()> {
+    if f.is_empty() {
+        return Ok(());
+    }
+    let opts = m.opts;
+    // Four chunks per worker (64 MiB with the default 8 MiB chunks on two cores), at most
+    // 1 GiB: with the index, what a hunt keeps in memory.
+    let workers = rayon::current_num_threads().max(1) as u64;
+    let window = (opts.chunk_size as u64)
+        .saturating_mul(workers * 4)
+        .clamp(1, 1 << 30);
+    fr.bytes = f.len();
+    let mut prepared: Option<Prepared> = None;
+    let mut off = 0u64;
+    let mut lines_before = 0u64;
+    let mut span = window;
+    while off < f.len() {
+        // The first window holds the whole head that detection and the header read (1 MiB).
+        let span_here = if off == 0 { span.max(1 << 20) } else { span };
+        let end = off.saturating_add(span_here).min(f.len());
+        let map = f.window(off..end)?;
+        let data: &[u8] = &map;
+        let p = match &prepared {
+            Some(p) => p,
+            None => {
+                let (format, p) = prepare(name, &data[..data.len().min(1 << 20)], opts)?;
+                fr.format = Some(format);
+                fr.schema = p.schema.clone();
+                lines_before = p.header_lines;
+                prepared.insert(p)
+            }
+        };
+        // The header precedes the first window's records.
+        let start = if off == 0 {
+            p.header_len.min(data.len())
+        } else {
+            0
+        };
+        let quoted = logs::quoted_newlines(&p.reader);
+        let body = &data[start..];
+        let take = if end == f.len() {
+            body.len()
+        } else {
+            input::last_boundary(body, quoted, false)
+        };
+        if take == 0 && end < f.len() {
+            // No record ends inside this window: widen it.
+            span = span.saturating_mul(2);
+            continue;
+        }
+        span = window;
+        let body = &body[..take];
+        let chunks = input::split_bounds(body, quoted, opts.chunk_size);
+        let outs: Vec<ChunkOut> = chunks
+            .par_iter()
+            .map(|&(a, b)| {
+                let out = scan_chunk(m, p, file, &body[a..b], 1);
+                progress.bytes.fetch_add((b - a) as u64, AtOrd::Relaxed);
+                progress
+                    .records
+                    .fetch_add(out.tally.records, AtOrd::Relaxed);
+                out
+            })
+            .collect();
+        for mut out in outs {
+            out.shift_lines(lines_before);
+            lines_before += out.lines;
+            absorb(fr, out, matches, opts.strict)?;
+        }
+        off += (start + take) as u64;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -411,7 +467,9 @@ mod tests {
             f.first_skipped,
             [(5, Malformed::BadKey), (7, Malformed::FieldCount)]
         );
-        for size in [1, 30, 64] {
+        // Small chunks make small windows too (4 chunks per worker): the windows widen for
+        // records longer than they are, and end at record boundaries outside quotes.
+        for size in [1, 7, 30, 64, 200] {
             let (m, r) = run(size);
             assert_eq!(m, whole, "chunk size {size}");
             assert_eq!(
@@ -419,6 +477,71 @@ mod tests {
                 "chunk size {size}"
             );
             assert_eq!(r.files[0].records, f.records, "chunk size {size}");
+        }
+    }
+
+    /// A log bigger than the first window, hunted in windows of a few KiB (quoted newlines,
+    /// malformed records and one record longer than a window among them), gives exactly the
+    /// answer of one 8 MiB window.
+    #[test]
+    fn windows_give_the_answer_of_one_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("iocs.txt");
+        std::fs::write(&list, "10.0.0.0/24\n10.0.0.7\n").unwrap();
+        let (inds, _) =
+            crate::ingest::load_files(&[&list], &crate::ingest::IngestOptions::default()).unwrap();
+        let index = Index::from_bytes(crate::index::build(&inds, Timestamp::MIN).unwrap()).unwrap();
+        let mut text = String::from("TimeGenerated,SourceIP,DestinationIP,Note\n");
+        for i in 0..60_000u32 {
+            let dst = format!("10.0.{}.{}", i % 3, i % 256);
+            let note = match i % 97 {
+                0 => "\"two\nlines\"".to_string(),
+                1 => "\"a,\"\"b\"\"\"".to_string(),
+                _ => "x".to_string(),
+            };
+            match i % 1013 {
+                5 => text.push_str("2024-01-01T00:00:00Z,1.1.1.1\n"),
+                6 => text.push_str(&format!("2024-01-01T00:00:00Z,1.1.1.1,bad{i},x\n")),
+                7 => text.push_str(&format!(
+                    "2024-01-01T00:00:00Z,1.1.1.1,{dst},\"{}\"\n",
+                    "y".repeat(100_000)
+                )),
+                _ => text.push_str(&format!(
+                    "2024-01-01T{:02}:{:02}:{:02}Z,1.1.1.1,{dst},{note}\n",
+                    i / 3600 % 24,
+                    i / 60 % 60,
+                    i % 60
+                )),
+            }
+        }
+        assert!(text.len() > 4 << 20);
+        let log = dir.path().join("big.csv");
+        std::fs::write(&log, &text).unwrap();
+        let run = |chunk_size: usize| {
+            let mut opts = HuntOptions::new(Query::Network);
+            opts.now = Timestamp::MIN;
+            opts.chunk_size = chunk_size;
+            opts.threads = 2;
+            hunt(
+                &index,
+                &[Source::File(log.clone())],
+                &opts,
+                &Progress::default(),
+            )
+            .unwrap()
+        };
+        let (whole, whole_report) = run(64 << 20);
+        assert!(whole.len() > 10_000);
+        for size in [4096, 50_000] {
+            let (m, r) = run(size);
+            assert_eq!(m.len(), whole.len(), "chunk size {size}");
+            assert!(m == whole, "chunk size {size}");
+            let (a, b) = (&r.files[0], &whole_report.files[0]);
+            assert_eq!(
+                (a.records, a.matches, &a.skipped),
+                (b.records, b.matches, &b.skipped)
+            );
+            assert_eq!(a.first_skipped, b.first_skipped);
         }
     }
 }

@@ -34,26 +34,37 @@ impl Source {
 
 /// An opened input.
 pub enum Opened {
-    /// A plain file, mapped (or read, when empty).
-    Whole(Whole),
+    /// A plain file, to be mapped a window at a time.
+    Plain(PlainFile),
     /// A sequential stream (compressed file or stdin).
     Stream(Box<dyn Read + Send>),
 }
 
-/// The bytes of a whole plain file.
-pub enum Whole {
-    /// Memory-mapped.
-    Mapped(Mmap),
-    /// Read into memory (empty files, which cannot be mapped everywhere).
-    Owned(Vec<u8>),
+/// An open plain (uncompressed) file.
+pub struct PlainFile {
+    file: std::fs::File,
+    path: PathBuf,
+    len: u64,
 }
 
-impl AsRef<[u8]> for Whole {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Whole::Mapped(m) => m,
-            Whole::Owned(v) => v,
-        }
+impl PlainFile {
+    /// The file's length when it was opened.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maps bytes `range` of the file (clamped to its length), every page loaded up front.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    pub fn window(&self, range: std::ops::Range<u64>) -> Result<Mmap> {
+        let range = range.start.min(self.len)..range.end.min(self.len);
+        crate::mmap::map_range(&self.file, &self.path, Some(range), true)
     }
 }
 
@@ -79,10 +90,12 @@ pub fn open(src: &Source) -> Result<Opened> {
                 let f = std::fs::File::open(p).map_err(io)?;
                 return Ok(Opened::Stream(decompressing(Box::new(f))));
             }
-            if n == 0 {
-                return Ok(Opened::Whole(Whole::Owned(Vec::new())));
-            }
-            Ok(Opened::Whole(Whole::Mapped(crate::mmap::map(p, true)?)))
+            let len = f.metadata().map_err(io)?.len();
+            Ok(Opened::Plain(PlainFile {
+                file: f,
+                path: p.clone(),
+                len: if n == 0 { 0 } else { len },
+            }))
         }
     }
 }
