@@ -120,18 +120,24 @@ pub fn run(a: Args) -> Result<Outcome> {
 
     // A reader thread turns stdin into chunks as they arrive, so the main loop can notice
     // signals and index replacements while the input is idle.
-    // A pipe delivers at most its capacity (64 KiB) per read; queueing up to 256 reads lets a
+    // A pipe delivers at most its capacity (64 KiB) per read; queueing up to 128 reads lets a
     // fast stream build batches of several MiB for the parallel scan, while memory stays bounded
     // by what is queued.
-    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(256);
+    // Buffers go back to the reader once their bytes are copied out, so a long stream reads
+    // into a fixed set of buffers (no allocation or copy per read), and what is queued stays
+    // under QUEUE x READ_BUF bytes.
+    const QUEUE: usize = 128;
+    const READ_BUF: usize = 256 << 10;
+    let (tx, rx) = sync_channel::<std::io::Result<(Vec<u8>, usize)>>(QUEUE);
+    let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 1 << 20];
         loop {
+            let mut buf = pool_rx.try_recv().unwrap_or_else(|_| vec![0u8; READ_BUF]);
             match stdin.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                    if tx.send(Ok((buf, n))).is_err() {
                         return;
                     }
                 }
@@ -190,13 +196,19 @@ pub fn run(a: Args) -> Result<Outcome> {
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(chunk) => {
-                    pending.extend_from_slice(&chunk.context("reading stdin")?);
+                    let (buf, n) = chunk.context("reading stdin")?;
+                    pending.extend_from_slice(&buf[..n]);
+                    let _ = pool_tx.send(buf);
                     // Take what else has arrived, up to a large batch, before working; if the
                     // queue runs dry first, the input has paused and the output is flushed.
                     paused = true;
                     while pending.len() < (8 << 20) {
                         match rx.try_recv() {
-                            Ok(c) => pending.extend_from_slice(&c.context("reading stdin")?),
+                            Ok(c) => {
+                                let (buf, n) = c.context("reading stdin")?;
+                                pending.extend_from_slice(&buf[..n]);
+                                let _ = pool_tx.send(buf);
+                            }
                             Err(std::sync::mpsc::TryRecvError::Empty) => break,
                             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
                                 eof = true;
