@@ -395,13 +395,8 @@ mod tests {
     /// answers for the common layout.
     #[test]
     fn fixed_layout_fast_path_agrees_with_general_parser() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::gen::Rng::new(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = move |n: u64| rng.below(n);
         let alphabet = b"0123456789-:Tt .Zz+,";
         let mut answered = 0;
         for _ in 0..200_000 {

@@ -424,17 +424,41 @@ mod tests {
     use crate::logs::Malformed;
     use crate::time::Timestamp;
 
+    /// An index of the plain-list `indicators`, built in memory.
+    fn index_of(dir: &std::path::Path, indicators: &str) -> Index<Vec<u8>> {
+        let list = dir.join("iocs.txt");
+        std::fs::write(&list, indicators).unwrap();
+        let (inds, _) =
+            crate::ingest::load_files(&[&list], &crate::ingest::IngestOptions::default()).unwrap();
+        Index::from_bytes(crate::index::build(&inds, Timestamp::MIN).unwrap()).unwrap()
+    }
+
+    /// A network hunt of `log` (normalized, everything live) with the given chunk size.
+    fn run(
+        index: &Index<Vec<u8>>,
+        log: &std::path::Path,
+        chunk_size: usize,
+    ) -> (Vec<Match>, HuntReport) {
+        let mut opts = HuntOptions::new(Query::Network);
+        opts.now = Timestamp::MIN;
+        opts.chunk_size = chunk_size;
+        opts.threads = 2;
+        hunt(
+            index,
+            &[Source::File(log.to_path_buf())],
+            &opts,
+            &Progress::default(),
+        )
+        .unwrap()
+    }
+
     /// Line numbers of matches and skipped records are the same whether a file is one chunk or
     /// one chunk per record (each chunk learns its first line from the counts before it), and
     /// equal the hand-counted ones, with a quoted newline and a blank line in between.
     #[test]
     fn line_numbers_do_not_depend_on_chunking() {
         let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("iocs.txt");
-        std::fs::write(&list, "10.0.0.1\n").unwrap();
-        let (inds, _) =
-            crate::ingest::load_files(&[&list], &crate::ingest::IngestOptions::default()).unwrap();
-        let index = Index::from_bytes(crate::index::build(&inds, Timestamp::MIN).unwrap()).unwrap();
+        let index = index_of(dir.path(), "10.0.0.1\n");
         let log = dir.path().join("net.csv");
         std::fs::write(
             &log,
@@ -447,19 +471,7 @@ mod tests {
              2024-01-01T00:00:04Z,1.1.1.1,10.0.0.1,\"a\"\"b\"\n",
         )
         .unwrap();
-        let run = |chunk_size: usize| {
-            let mut opts = HuntOptions::new(Query::Network);
-            opts.now = Timestamp::MIN;
-            opts.chunk_size = chunk_size;
-            hunt(
-                &index,
-                &[Source::File(log.clone())],
-                &opts,
-                &Progress::default(),
-            )
-            .unwrap()
-        };
-        let (whole, whole_report) = run(8 << 20);
+        let (whole, whole_report) = run(&index, &log, 8 << 20);
         let lines: Vec<u64> = whole.iter().map(|m| m.line).collect();
         assert_eq!(lines, [8, 2]); // time descending
         let f = &whole_report.files[0];
@@ -470,7 +482,7 @@ mod tests {
         // Small chunks make small windows too (4 chunks per worker): the windows widen for
         // records longer than they are, and end at record boundaries outside quotes.
         for size in [1, 7, 30, 64, 200] {
-            let (m, r) = run(size);
+            let (m, r) = run(&index, &log, size);
             assert_eq!(m, whole, "chunk size {size}");
             assert_eq!(
                 r.files[0].first_skipped, f.first_skipped,
@@ -486,11 +498,7 @@ mod tests {
     #[test]
     fn windows_give_the_answer_of_one_map() {
         let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("iocs.txt");
-        std::fs::write(&list, "10.0.0.0/24\n10.0.0.7\n").unwrap();
-        let (inds, _) =
-            crate::ingest::load_files(&[&list], &crate::ingest::IngestOptions::default()).unwrap();
-        let index = Index::from_bytes(crate::index::build(&inds, Timestamp::MIN).unwrap()).unwrap();
+        let index = index_of(dir.path(), "10.0.0.0/24\n10.0.0.7\n");
         let mut text = String::from("TimeGenerated,SourceIP,DestinationIP,Note\n");
         for i in 0..60_000u32 {
             let dst = format!("10.0.{}.{}", i % 3, i % 256);
@@ -517,23 +525,10 @@ mod tests {
         assert!(text.len() > 4 << 20);
         let log = dir.path().join("big.csv");
         std::fs::write(&log, &text).unwrap();
-        let run = |chunk_size: usize| {
-            let mut opts = HuntOptions::new(Query::Network);
-            opts.now = Timestamp::MIN;
-            opts.chunk_size = chunk_size;
-            opts.threads = 2;
-            hunt(
-                &index,
-                &[Source::File(log.clone())],
-                &opts,
-                &Progress::default(),
-            )
-            .unwrap()
-        };
-        let (whole, whole_report) = run(64 << 20);
+        let (whole, whole_report) = run(&index, &log, 64 << 20);
         assert!(whole.len() > 10_000);
         for size in [4096, 50_000] {
-            let (m, r) = run(size);
+            let (m, r) = run(&index, &log, size);
             assert_eq!(m.len(), whole.len(), "chunk size {size}");
             assert!(m == whole, "chunk size {size}");
             let (a, b) = (&r.files[0], &whole_report.files[0]);

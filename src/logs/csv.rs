@@ -405,9 +405,10 @@ mod tests {
 
     type Recs = Vec<(u64, Vec<Option<String>>)>;
 
-    fn run(text: &str) -> (Recs, Vec<(u64, Malformed)>) {
+    fn run(text: impl AsRef<[u8]>) -> (Recs, Vec<(u64, Malformed)>) {
+        let text = text.as_ref();
         let p = prepare(
-            text.as_bytes(),
+            text,
             &cands(&["TimeGenerated", "SourceIP", "DestinationIP", "IPAddresses"]),
         )
         .unwrap();
@@ -416,7 +417,7 @@ mod tests {
         let mut bads = Vec::new();
         scan(
             c,
-            &text.as_bytes()[p.header_len..],
+            &text[p.header_len..],
             2,
             &mut |l, _, f| {
                 recs.push((
@@ -436,13 +437,8 @@ mod tests {
     /// unneeded columns.
     #[test]
     fn plain_rows_match_a_naive_splitter() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::gen::Rng::new(0x1234_5678_9abc_def1u64);
+        let mut next = move |n: u64| rng.below(n);
         let pieces: [&[u8]; 8] = [
             b"a",
             b"1.2.3.4",
@@ -497,28 +493,7 @@ mod tests {
             }
             let mut text = header.as_bytes().to_vec();
             text.extend_from_slice(&body);
-            let p = prepare(
-                &text,
-                &cands(&["TimeGenerated", "SourceIP", "DestinationIP", "IPAddresses"]),
-            )
-            .unwrap();
-            let Reader::Csv(c) = &p.reader else { panic!() };
-            let mut recs = Vec::new();
-            let mut bads = Vec::new();
-            scan(
-                c,
-                &text[p.header_len..],
-                2,
-                &mut |l, _, f| {
-                    recs.push((
-                        l,
-                        f.iter()
-                            .map(|x| x.as_ref().map(|s| s.to_string()))
-                            .collect(),
-                    ))
-                },
-                &mut |l, _, w| bads.push((l, w)),
-            );
+            let (recs, bads) = run(&text);
             let shown = String::from_utf8_lossy(&body);
             assert_eq!(recs, want, "{shown:?}");
             assert_eq!(bads, want_bad, "{shown:?}");
@@ -529,13 +504,8 @@ mod tests {
     /// the fast path; records and line numbers come out as built.
     #[test]
     fn quoted_unneeded_columns() {
-        let mut state = 0x0dd_ba11_cafe_f00du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::gen::Rng::new(0x0dd_ba11_cafe_f00du64);
+        let mut next = move |n: u64| rng.below(n);
         let quoted = [
             "\"a,b\"",
             "\"\"",
@@ -564,28 +534,7 @@ mod tests {
                 want.push((line, vec![Some(t), Some(s), Some(d), None]));
                 line += 1 + (x.matches('\n').count() + y.matches('\n').count()) as u64;
             }
-            let p = prepare(
-                text.as_bytes(),
-                &cands(&["TimeGenerated", "SourceIP", "DestinationIP", "IPAddresses"]),
-            )
-            .unwrap();
-            let Reader::Csv(c) = &p.reader else { panic!() };
-            let mut recs = Vec::new();
-            let mut bads = Vec::new();
-            scan(
-                c,
-                &text.as_bytes()[p.header_len..],
-                2,
-                &mut |l, _, f| {
-                    recs.push((
-                        l,
-                        f.iter()
-                            .map(|x| x.as_ref().map(|s| s.to_string()))
-                            .collect::<Vec<_>>(),
-                    ))
-                },
-                &mut |l, _, w| bads.push((l, w)),
-            );
+            let (recs, bads) = run(&text);
             assert_eq!(recs, want, "{text:?}");
             assert!(bads.is_empty(), "{text:?}: {bads:?}");
         }
