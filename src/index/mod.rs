@@ -122,6 +122,22 @@ impl<S: AsRef<[u8]>> Index<S> {
         Ok(Record { id, fixed, strings })
     }
 
+    /// One string field of record `id`, decoding no other string: cheaper than
+    /// [`Index::record`] when one field is all that is needed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `id` is out of range or the record's strings are malformed.
+    pub fn field(&self, id: u32, field: Field) -> Result<&str> {
+        let fixed = self.fixed(id)?;
+        records::string_field(
+            self.sect(Section::Blocks),
+            self.sect(Section::Strings),
+            fixed.block,
+            self.at(Section::Blocks),
+            field,
+        )
+    }
+
     /// The fixed fields of record `id`: no strings are touched.
     ///
     /// # Errors
@@ -647,7 +663,7 @@ impl<S: AsRef<[u8]>> Index<S> {
         hits.sort_unstable();
         hits.dedup();
         for id in hits {
-            if self.record(id)?.field(field) == s {
+            if self.field(id, field)? == s {
                 f(id)?;
             }
         }

@@ -55,6 +55,26 @@ pub enum Field {
 /// Number of string fields a version-1 block holds.
 pub const FIELDS: usize = 14;
 
+impl Field {
+    /// Every field, in block order.
+    pub const ALL: [Field; FIELDS] = [
+        Field::Value,
+        Field::RawValue,
+        Field::Id,
+        Field::Name,
+        Field::Description,
+        Field::ThreatType,
+        Field::Tags,
+        Field::Source,
+        Field::Tlp,
+        Field::CreatedByRef,
+        Field::KqlNetworkIp,
+        Field::KqlDomainName,
+        Field::Modified,
+        Field::Confidence,
+    ];
+}
+
 const NULL_TIME: i64 = i64::MIN;
 const NULL_CONF: u16 = 0xFFFF;
 /// The confidence is in the string block ([`Field::Confidence`]).
@@ -303,6 +323,65 @@ pub(crate) fn flags(records: &[u8], i: u32) -> Option<u8> {
 }
 
 /// Decodes the strings of a block.
+/// The string at offset `o` of the pool (a varint length, then the bytes).
+#[inline]
+fn pooled(pool: &[u8], o: u64) -> std::result::Result<&str, &'static str> {
+    let o = usize::try_from(o).map_err(|_| "string offset out of range")?;
+    let (len, start) = varint_at(pool, o).ok_or("string offset out of range")?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| start.checked_add(l))
+        .ok_or("string length out of range")?;
+    let bytes = pool.get(start..end).ok_or("string out of range")?;
+    std::str::from_utf8(bytes).map_err(|_| "string is not UTF-8")
+}
+
+/// One string field of the block at `block`, decoding only the references before it (and the
+/// raw value's, when the field is marked equal to it): what a KQL raw-string comparison needs.
+///
+/// # Errors
+/// As [`strings`].
+pub(crate) fn string_field<'a>(
+    blocks: &[u8],
+    pool: &'a [u8],
+    block: u32,
+    blocks_at: usize,
+    field: Field,
+) -> Result<&'a str> {
+    let bad =
+        |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
+    let b = block as usize;
+    let head = blocks.get(b..b + 4).ok_or_else(|| bad("truncated"))?;
+    let present = u16::from_le_bytes([head[0], head[1]]);
+    let same = u16::from_le_bytes([head[2], head[3]]);
+    let raw = Field::RawValue as usize;
+    if present >> FIELDS != 0 || same & !present != 0 || same & (1 << raw) != 0 {
+        return Err(bad("bad field bits"));
+    }
+    let want = field as usize;
+    if present & (1 << want) == 0 {
+        return Ok("");
+    }
+    // The stored field to read: the raw value's when marked equal to it.
+    let target = if same & (1 << want) != 0 { raw } else { want };
+    let mut p = b + 4;
+    for f in 0..FIELDS {
+        if present & (1 << f) == 0 || same & (1 << f) != 0 {
+            continue;
+        }
+        let (o, next) = varint_at(blocks, p).ok_or_else(|| bad("truncated"))?;
+        if f == target {
+            let s = pooled(pool, o).map_err(bad)?;
+            if target != want && s.is_empty() {
+                return Err(bad("field marked equal to an empty raw value"));
+            }
+            return Ok(s);
+        }
+        p = next;
+    }
+    Err(bad("bad field bits"))
+}
+
 pub(crate) fn strings<'a>(
     blocks: &[u8],
     pool: &'a [u8],
@@ -327,16 +406,7 @@ pub(crate) fn strings<'a>(
         }
         let (o, next) = varint_at(blocks, p).ok_or_else(|| bad("truncated"))?;
         p = next;
-        let o = usize::try_from(o).map_err(|_| bad("string offset out of range"))?;
-        let (len, start) = varint_at(pool, o).ok_or_else(|| bad("string offset out of range"))?;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .ok_or_else(|| bad("string length out of range"))?;
-        let bytes = pool
-            .get(start..end)
-            .ok_or_else(|| bad("string out of range"))?;
-        *slot = std::str::from_utf8(bytes).map_err(|_| bad("string is not UTF-8"))?;
+        *slot = pooled(pool, o).map_err(bad)?;
     }
     if same != 0 && out[raw].is_empty() {
         return Err(bad("field marked equal to an empty raw value"));

@@ -323,6 +323,22 @@ fn records_roundtrip_fields() {
         (Kind::Unusable, None, None, None)
     );
     assert!(idx.record(2).is_err());
+    assert!(idx.field(2, Field::Id).is_err());
+}
+
+/// The one-field read equals the whole-record read, for every field of every record of the
+/// corruption tests' sample index (string fields equal to the raw value, empty and present).
+#[test]
+fn single_field_reads_match_whole_records() {
+    let idx = Index::from_bytes(sample_bytes()).unwrap();
+    assert!(idx.len() > 3);
+    for id in 0..idx.len() as u32 {
+        let r = idx.record(id).unwrap();
+        for (i, f) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(f as usize, i);
+            assert_eq!(idx.field(id, f).unwrap(), r.field(f), "record {id} field {f:?}");
+        }
+    }
 }
 
 #[test]
@@ -388,6 +404,11 @@ fn exercise(b: Vec<u8>) {
     let _ = idx.lookup_hash(&"a".repeat(40));
     for r in idx.records() {
         let _ = r;
+    }
+    for id in 0..idx.len() as u32 {
+        for f in Field::ALL {
+            let _ = idx.field(id, f);
+        }
     }
     let _ = idx.verify();
 }
