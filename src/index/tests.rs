@@ -336,7 +336,11 @@ fn single_field_reads_match_whole_records() {
         let r = idx.record(id).unwrap();
         for (i, f) in Field::ALL.into_iter().enumerate() {
             assert_eq!(f as usize, i);
-            assert_eq!(idx.field(id, f).unwrap(), r.field(f), "record {id} field {f:?}");
+            assert_eq!(
+                idx.field(id, f).unwrap(),
+                r.field(f),
+                "record {id} field {f:?}"
+            );
         }
     }
 }
