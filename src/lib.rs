@@ -36,6 +36,14 @@
 //! [`Index`] is `Send + Sync`; share one `&Index` between threads. Lookups never allocate on
 //! a miss ([`Index::visit_ip`], [`Index::visit_domain`] never allocate at all).
 //!
+//! # Many lookups
+//!
+//! A lookup's cost is mostly waiting for memory: the first byte it reads (the IPv4 occupancy
+//! bitmap, a name's hash slot) is rarely cached. [`Index::visit_ips`] and
+//! [`Index::visit_domains`] take a slice of keys and read those first bytes for groups of keys
+//! back to back, so the cache misses overlap; they answer exactly as the single lookups do.
+//! [`Index::field`] reads one string of a record without decoding the others.
+//!
 //! # Untrusted input
 //!
 //! Feeds, logs and index files are treated as hostile: bad records are skipped and reported
