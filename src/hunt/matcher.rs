@@ -262,9 +262,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
                 Probe::Domain(d) => m.index.domain_probe_byte(d),
             };
         }
-        for byte in bytes.iter().flatten() {
-            std::hint::black_box(**byte);
-        }
+        crate::index::touch(&bytes);
         let mut absent = [false; BATCH];
         for (no, key) in absent.iter_mut().zip(&keys) {
             *no = m.surely_no_match(key);

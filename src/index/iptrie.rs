@@ -514,25 +514,25 @@ impl<'a> FamilyView<'a> {
 /// (`None` without a bitmap).
 #[inline]
 pub fn bitmap_byte(bitmap: &[u8], bits: u8, addr: u32) -> Option<&u8> {
-    if bits == 0 {
-        return None;
-    }
-    let blk = (addr >> (32 - u32::from(bits))) as usize;
-    bitmap.get(blk / 8)
+    bitmap_block(bits, addr).and_then(|blk| bitmap.get(blk / 8))
+}
+
+/// The block of `addr` in a bitmap of `2^bits` blocks (`None` without a bitmap).
+#[inline]
+fn bitmap_block(bits: u8, addr: u32) -> Option<usize> {
+    (bits != 0).then(|| (addr >> (32 - u32::from(bits))) as usize)
 }
 
 /// Whether a v4 occupancy bitmap rules `addr` out: its block holds no interval and no lone
 /// address. Without a bitmap, `false`.
 #[inline]
 pub fn bitmap_absent(bitmap: &[u8], bits: u8, addr: u32) -> bool {
-    if bits == 0 {
-        return false;
-    }
-    let blk = (addr >> (32 - u32::from(bits))) as usize;
     // The bitmap length matches `bits` (checked at open).
-    bitmap
-        .get(blk / 8)
-        .is_none_or(|b| b & (1 << (blk % 8)) == 0)
+    bitmap_block(bits, addr).is_some_and(|blk| {
+        bitmap
+            .get(blk / 8)
+            .is_none_or(|b| b & (1 << (blk % 8)) == 0)
+    })
 }
 
 /// Walks an interval value's records: the innermost prefix's first, then each enclosing one's.

@@ -279,22 +279,15 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
     pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
-        // Most lookups miss: one bit answers them, before anything else is set up.
-        let v4 = match addr {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) => a.to_ipv4_mapped(),
-        };
-        if let Some(a) = v4 {
-            if self.v4_bitmap_absent(u32::from(a)) {
-                return Ok(());
+        let (fam, key, width) = match canonical(addr) {
+            IpAddr::V4(a) => {
+                // Most lookups miss: one bit answers them, before anything else is set up.
+                if self.v4_bitmap_absent(u32::from(a)) {
+                    return Ok(());
+                }
+                (self.v4(), u128::from(u32::from(a)), 4)
             }
-        }
-        let (fam, key, width) = match addr {
-            IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
-            IpAddr::V6(a) => match canonical_v6(a) {
-                IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
-                IpAddr::V6(a) => (self.v6(), u128::from(a), 16),
-            },
+            IpAddr::V6(a) => (self.v6(), u128::from(a), 16),
         };
         let value = if width == 4 {
             fam.find_v4(key as u32)?
@@ -412,11 +405,7 @@ impl<S: AsRef<[u8]>> Index<S> {
         for (g, group) in addrs.chunks(PROBE_GROUP).enumerate() {
             let mut bytes: [Option<&u8>; PROBE_GROUP] = [None; PROBE_GROUP];
             for (b, a) in bytes.iter_mut().zip(group) {
-                let a = match *a {
-                    IpAddr::V6(v6) => canonical_v6(v6),
-                    v4 => v4,
-                };
-                if let IpAddr::V4(a) = a {
+                if let IpAddr::V4(a) = canonical(*a) {
                     *b = self.ipv4_probe_byte(a);
                 }
             }
@@ -693,10 +682,20 @@ impl<S: AsRef<[u8]>> Index<S> {
 /// system busy, few enough that their cache lines are still there when the group is decided.
 const PROBE_GROUP: usize = 32;
 
-/// Reads every byte, in a tight loop and with nothing waiting on the values: the misses
-/// overlap. `black_box` keeps the reads from being optimized away.
+/// An address with IPv4-mapped IPv6 folded to IPv4, as the index stores them.
 #[inline]
-fn touch(bytes: &[Option<&u8>]) {
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) => canonical_v6(a),
+        v4 => v4,
+    }
+}
+
+/// Reads every byte, in a tight loop and with nothing waiting on the values: the misses
+/// overlap. `black_box` keeps the reads from being optimized away. The batch lookups here and
+/// the hunt's batched matcher both use it.
+#[inline]
+pub fn touch(bytes: &[Option<&u8>]) {
     for b in bytes.iter().flatten() {
         std::hint::black_box(**b);
     }

@@ -323,6 +323,25 @@ pub(crate) fn flags(records: &[u8], i: u32) -> Option<u8> {
 }
 
 /// Decodes the strings of a block.
+/// The error for a malformed string block at `block`.
+fn block_error(block: u32, blocks_at: usize) -> impl Fn(&str) -> Error + Copy {
+    move |what| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"))
+}
+
+/// A string block's `present` and `same` bit sets, checked: only known fields, `same` only
+/// on present fields and never on the raw value itself.
+fn block_head(blocks: &[u8], block: u32) -> std::result::Result<(u16, u16), &'static str> {
+    let b = block as usize;
+    let head = blocks.get(b..b + 4).ok_or("truncated")?;
+    let present = u16::from_le_bytes([head[0], head[1]]);
+    let same = u16::from_le_bytes([head[2], head[3]]);
+    let raw = Field::RawValue as usize;
+    if present >> FIELDS != 0 || same & !present != 0 || same & (1 << raw) != 0 {
+        return Err("bad field bits");
+    }
+    Ok((present, same))
+}
+
 /// The string at offset `o` of the pool (a varint length, then the bytes).
 #[inline]
 fn pooled(pool: &[u8], o: u64) -> std::result::Result<&str, &'static str> {
@@ -348,23 +367,16 @@ pub(crate) fn string_field<'a>(
     blocks_at: usize,
     field: Field,
 ) -> Result<&'a str> {
-    let bad =
-        |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
-    let b = block as usize;
-    let head = blocks.get(b..b + 4).ok_or_else(|| bad("truncated"))?;
-    let present = u16::from_le_bytes([head[0], head[1]]);
-    let same = u16::from_le_bytes([head[2], head[3]]);
+    let bad = block_error(block, blocks_at);
+    let (present, same) = block_head(blocks, block).map_err(bad)?;
     let raw = Field::RawValue as usize;
-    if present >> FIELDS != 0 || same & !present != 0 || same & (1 << raw) != 0 {
-        return Err(bad("bad field bits"));
-    }
     let want = field as usize;
     if present & (1 << want) == 0 {
         return Ok("");
     }
     // The stored field to read: the raw value's when marked equal to it.
     let target = if same & (1 << want) != 0 { raw } else { want };
-    let mut p = b + 4;
+    let mut p = block as usize + 4;
     for f in 0..FIELDS {
         if present & (1 << f) == 0 || same & (1 << f) != 0 {
             continue;
@@ -388,17 +400,10 @@ pub(crate) fn strings<'a>(
     block: u32,
     blocks_at: usize,
 ) -> Result<[&'a str; FIELDS]> {
-    let bad =
-        |what: &str| Error::corrupt(blocks_at + block as usize, format!("string block: {what}"));
-    let b = block as usize;
-    let head = blocks.get(b..b + 4).ok_or_else(|| bad("truncated"))?;
-    let present = u16::from_le_bytes([head[0], head[1]]);
-    let same = u16::from_le_bytes([head[2], head[3]]);
+    let bad = block_error(block, blocks_at);
+    let (present, same) = block_head(blocks, block).map_err(bad)?;
     let raw = Field::RawValue as usize;
-    if present >> FIELDS != 0 || same & !present != 0 || same & (1 << raw) != 0 {
-        return Err(bad("bad field bits"));
-    }
-    let mut p = b + 4;
+    let mut p = block as usize + 4;
     let mut out = [""; FIELDS];
     for (f, slot) in out.iter_mut().enumerate() {
         if present & (1 << f) == 0 || same & (1 << f) != 0 {

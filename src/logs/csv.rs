@@ -394,42 +394,17 @@ pub(super) fn scan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::testing::{cands, Recs};
 
-    fn cands(names: &[&str]) -> [Vec<String>; LOGICAL] {
-        let mut c: [Vec<String>; LOGICAL] = Default::default();
-        for (i, n) in names.iter().enumerate() {
-            c[i] = vec![n.to_string()];
-        }
-        c
-    }
-
-    type Recs = Vec<(u64, Vec<Option<String>>)>;
-
+    /// The four network/DNS columns, records from line 2.
     fn run(text: impl AsRef<[u8]>) -> (Recs, Vec<(u64, Malformed)>) {
-        let text = text.as_ref();
-        let p = prepare(
-            text,
-            &cands(&["TimeGenerated", "SourceIP", "DestinationIP", "IPAddresses"]),
-        )
-        .unwrap();
-        let Reader::Csv(c) = &p.reader else { panic!() };
-        let mut recs = Vec::new();
-        let mut bads = Vec::new();
-        scan(
-            c,
-            &text[p.header_len..],
-            2,
-            &mut |l, _, f| {
-                recs.push((
-                    l,
-                    f.iter()
-                        .map(|x| x.as_ref().map(|s| s.to_string()))
-                        .collect(),
-                ))
-            },
-            &mut |l, _, w| bads.push((l, w)),
-        );
-        (recs, bads)
+        let names: [&[&str]; 4] = [
+            &["TimeGenerated"],
+            &["SourceIP"],
+            &["DestinationIP"],
+            &["IPAddresses"],
+        ];
+        crate::logs::testing::run(crate::logs::LogFormat::Csv, text.as_ref(), &names, 2)
     }
 
     /// The word-at-a-time scanner against a byte-by-byte reference, on random quote-free
@@ -598,7 +573,11 @@ mod tests {
     fn invalid_utf8_in_a_needed_field() {
         let mut t = b"TimeGenerated,SourceIP,DestinationIP\n".to_vec();
         t.extend_from_slice(b"a,\xff,c\nd,e,f\n");
-        let p = prepare(&t, &cands(&["TimeGenerated", "SourceIP", "DestinationIP"])).unwrap();
+        let p = prepare(
+            &t,
+            &cands(&[&["TimeGenerated"], &["SourceIP"], &["DestinationIP"]]),
+        )
+        .unwrap();
         let Reader::Csv(c) = &p.reader else { panic!() };
         let mut n = 0;
         let mut bads = Vec::new();

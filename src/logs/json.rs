@@ -93,7 +93,36 @@ fn collect_keys(
     out: &mut Vec<String>,
     depth: u32,
 ) -> Option<usize> {
-    let mut p = ws(b, pos);
+    members(b, pos, |k, p| {
+        let k = std::str::from_utf8(&k).ok()?;
+        let full = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}\u{1}{k}")
+        };
+        let after = if b.get(p) == Some(&b'{') && depth < 3 {
+            collect_keys(b, p, &full, out, depth + 1)?
+        } else {
+            skip_value(b, p)?
+        };
+        if full.contains('\u{1}') {
+            out.push(full.replace('\u{1}', "."));
+        }
+        out.push(full);
+        Some(after)
+    })
+}
+
+/// Walks the object at `p` (after whitespace): calls `member(key, value position)` for each
+/// member, which reads or skips the value and returns the position after it. Returns the
+/// position after the object; `None` if the bytes there are not a well-formed object.
+#[inline]
+fn members<'a>(
+    b: &'a [u8],
+    p: usize,
+    mut member: impl FnMut(Cow<'a, [u8]>, usize) -> Option<usize>,
+) -> Option<usize> {
+    let mut p = ws(b, p);
     if b.get(p) != Some(&b'{') {
         return None;
     }
@@ -102,27 +131,12 @@ fn collect_keys(
         return Some(p + 1);
     }
     loop {
-        let (k, np) = string(b, p)?;
+        let (k, np) = key(b, p)?;
         p = ws(b, np);
         if b.get(p) != Some(&b':') {
             return None;
         }
-        p = ws(b, p + 1);
-        let full = if prefix.is_empty() {
-            k.to_string()
-        } else {
-            format!("{prefix}\u{1}{k}")
-        };
-        if b.get(p) == Some(&b'{') && depth < 3 {
-            p = collect_keys(b, p, &full, out, depth + 1)?;
-        } else {
-            p = skip_value(b, p)?;
-        }
-        if full.contains('\u{1}') {
-            out.push(full.replace('\u{1}', "."));
-        }
-        out.push(full);
-        p = ws(b, p);
+        p = ws(b, member(k, ws(b, p + 1))?);
         match b.get(p) {
             Some(b',') => p = ws(b, p + 1),
             Some(b'}') => return Some(p + 1),
@@ -317,21 +331,7 @@ fn object<'a>(
     want: u8,
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
-    let mut p = ws(b, p);
-    if b.get(p) != Some(&b'{') {
-        return None;
-    }
-    p = ws(b, p + 1);
-    if b.get(p) == Some(&b'}') {
-        return Some(p + 1);
-    }
-    loop {
-        let (k, np) = key(b, p)?;
-        p = ws(b, np);
-        if b.get(p) != Some(&b':') {
-            return None;
-        }
-        p = ws(b, p + 1);
+    members(b, p, |k, p| {
         // Which wanted paths continue through this key?
         let mut leaf: u8 = 0;
         let mut deeper: u8 = 0;
@@ -356,19 +356,13 @@ fn object<'a>(
                     *f = v.clone();
                 }
             }
-            p = n;
+            Some(n)
         } else if deeper != 0 && b.get(p) == Some(&b'{') {
-            p = object(b, p, paths, level + 1, deeper, fields)?;
+            object(b, p, paths, level + 1, deeper, fields)
         } else {
-            p = skip_value(b, p)?;
+            skip_value(b, p)
         }
-        p = ws(b, p);
-        match b.get(p) {
-            Some(b',') => p = ws(b, p + 1),
-            Some(b'}') => return Some(p + 1),
-            _ => return None,
-        }
-    }
+    })
 }
 
 pub(super) fn scan<'a>(
@@ -404,38 +398,10 @@ pub(super) fn scan<'a>(
 mod tests {
     use super::*;
 
-    fn cands(names: &[&[&str]]) -> [Vec<String>; LOGICAL] {
-        let mut c: [Vec<String>; LOGICAL] = Default::default();
-        for (i, n) in names.iter().enumerate() {
-            c[i] = n.iter().map(|s| s.to_string()).collect();
-        }
-        c
-    }
+    use crate::logs::testing::cands;
 
-    type Recs = Vec<(u64, Vec<Option<String>>)>;
-
-    fn run(text: &str, c: &[&[&str]]) -> (Recs, Vec<(u64, Malformed)>) {
-        let p = prepare(text.as_bytes(), &cands(c)).unwrap();
-        let Reader::Json(paths) = &p.reader else {
-            panic!()
-        };
-        let mut recs = Vec::new();
-        let mut bads = Vec::new();
-        scan(
-            paths,
-            text.as_bytes(),
-            1,
-            &mut |l, _, f| {
-                recs.push((
-                    l,
-                    f.iter()
-                        .map(|x| x.as_ref().map(|s| s.to_string()))
-                        .collect(),
-                ))
-            },
-            &mut |l, _, w| bads.push((l, w)),
-        );
-        (recs, bads)
+    fn run(text: &str, c: &[&[&str]]) -> (crate::logs::testing::Recs, Vec<(u64, Malformed)>) {
+        crate::logs::testing::run(crate::logs::LogFormat::Ndjson, text.as_bytes(), c, 1)
     }
 
     #[test]

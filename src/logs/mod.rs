@@ -235,3 +235,49 @@ pub(crate) fn resolve(
 fn utf8(b: &[u8]) -> Option<&str> {
     std::str::from_utf8(b).ok()
 }
+
+/// Test support shared by the readers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Records as `(line, needed fields as owned strings)`.
+    pub type Recs = Vec<(u64, Vec<Option<String>>)>;
+
+    /// Column or key candidates: one list of names per logical field, in order.
+    pub fn cands(names: &[&[&str]]) -> [Vec<String>; LOGICAL] {
+        let mut c: [Vec<String>; LOGICAL] = Default::default();
+        for (i, n) in names.iter().enumerate() {
+            c[i] = n.iter().map(|s| s.to_string()).collect();
+        }
+        c
+    }
+
+    /// Prepares `text` as `format` with the candidates `names`, scans what follows its header
+    /// (line numbers from `first_line`), and collects records and rejections.
+    pub fn run(
+        format: LogFormat,
+        text: &[u8],
+        names: &[&[&str]],
+        first_line: u64,
+    ) -> (Recs, Vec<(u64, Malformed)>) {
+        let p = prepare(format, text, &cands(names)).unwrap();
+        let mut recs = Vec::new();
+        let mut bads = Vec::new();
+        scan(
+            &p.reader,
+            &text[p.header_len..],
+            first_line,
+            &mut |l, _, f| {
+                recs.push((
+                    l,
+                    f.iter()
+                        .map(|x| x.as_ref().map(|s| s.to_string()))
+                        .collect(),
+                ))
+            },
+            &mut |l, _, w| bads.push((l, w)),
+        );
+        (recs, bads)
+    }
+}

@@ -140,22 +140,12 @@ mod tests {
                  #fields\tts\tuid\tid.orig_h\tquery\tanswers\n#types\ttime\tstring\taddr\tstring\tvector[string]\n\
                  1732812529.123456\tC1\t10.0.0.1\tevil.com\t1.2.3.4,5.6.7.8\n\
                  1732812530.0\tC2\t10.0.0.2\t-\t(empty)\n#close\t2026-01-01-00-00-00\n";
-        let mut c: [Vec<String>; LOGICAL] = Default::default();
-        c[0] = vec!["ts".into()];
-        c[1] = vec!["id.orig_h".into()];
-        c[2] = vec!["query".into()];
-        c[3] = vec!["answers".into()];
-        let p = prepare(t.as_bytes(), &c).unwrap();
+        let names: [&[&str]; 4] = [&["ts"], &["id.orig_h"], &["query"], &["answers"]];
+        let p = prepare(t.as_bytes(), &crate::logs::testing::cands(&names)).unwrap();
         assert_eq!(p.header_lines, 7);
-        let Reader::Zeek(h) = &p.reader else { panic!() };
-        let mut recs = Vec::new();
-        scan(
-            h,
-            &t.as_bytes()[p.header_len..],
-            8,
-            &mut |l, _, f| recs.push((l, f)),
-            &mut |_, _, _| panic!(),
-        );
+        let (recs, bads) =
+            crate::logs::testing::run(crate::logs::LogFormat::ZeekTsv, t.as_bytes(), &names, 8);
+        assert!(bads.is_empty());
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].0, 8);
         assert_eq!(recs[0].1[3].as_deref(), Some("1.2.3.4, 5.6.7.8"));
