@@ -986,8 +986,8 @@ const PORTS: &[u16] = &[
     123, 993, 4444, 0, 0, 0,
 ];
 
-struct NetGen<'a> {
-    t: &'a Targets,
+/// What both event generators step through: their random stream, clock and event count.
+struct Events {
     rng: Rng,
     clock: Clock,
     hit_rate: f64,
@@ -995,15 +995,39 @@ struct NetGen<'a> {
     n: usize,
 }
 
-impl<'a> NetGen<'a> {
-    fn new(cfg: &GenConfig, t: &'a Targets) -> Self {
-        NetGen {
-            t,
-            rng: Rng::new(cfg.seed ^ 0x6E65_7477_6F72_6B21),
+impl Events {
+    /// The events of `cfg`, drawing from a stream seeded by `cfg.seed ^ salt`.
+    fn new(cfg: &GenConfig, salt: u64) -> Events {
+        Events {
+            rng: Rng::new(cfg.seed ^ salt),
             clock: Clock::new(cfg),
             hit_rate: cfg.clamped_hit_rate(),
             i: 0,
             n: cfg.events,
+        }
+    }
+
+    /// The next event's time and whether it is to hit an indicator; `None` after the last.
+    fn next(&mut self) -> Option<(Timestamp, bool)> {
+        if self.i >= self.n {
+            return None;
+        }
+        let time = self.clock.at(self.i, &mut self.rng);
+        self.i += 1;
+        Some((time, self.rng.chance(self.hit_rate)))
+    }
+}
+
+struct NetGen<'a> {
+    t: &'a Targets,
+    ev: Events,
+}
+
+impl<'a> NetGen<'a> {
+    fn new(cfg: &GenConfig, t: &'a Targets) -> Self {
+        NetGen {
+            t,
+            ev: Events::new(cfg, 0x6E65_7477_6F72_6B21),
         }
     }
 }
@@ -1012,17 +1036,9 @@ impl Iterator for NetGen<'_> {
     type Item = NetEvent;
 
     fn next(&mut self) -> Option<NetEvent> {
-        if self.i >= self.n {
-            return None;
-        }
-        let rng = &mut self.rng;
-        let time = self.clock.at(self.i, rng);
-        self.i += 1;
-        let hit = if rng.chance(self.hit_rate) {
-            self.t.ip_hit(rng)
-        } else {
-            None
-        };
+        let (time, hit) = self.ev.next()?;
+        let rng = &mut self.ev.rng;
+        let hit = if hit { self.t.ip_hit(rng) } else { None };
         let dst = match hit {
             Some(a) => a,
             None if rng.chance(0.07) => self.t.v6_miss(rng),
@@ -1063,11 +1079,7 @@ struct DnsEvent {
 
 struct DnsGen<'a> {
     t: &'a Targets,
-    rng: Rng,
-    clock: Clock,
-    hit_rate: f64,
-    i: usize,
-    n: usize,
+    ev: Events,
     scratch: String,
 }
 
@@ -1075,29 +1087,17 @@ impl<'a> DnsGen<'a> {
     fn new(cfg: &GenConfig, t: &'a Targets) -> Self {
         DnsGen {
             t,
-            rng: Rng::new(cfg.seed ^ 0x646E_7365_7665_6E74),
-            clock: Clock::new(cfg),
-            hit_rate: cfg.clamped_hit_rate(),
-            i: 0,
-            n: cfg.events,
+            ev: Events::new(cfg, 0x646E_7365_7665_6E74),
             scratch: String::with_capacity(64),
         }
     }
 
     /// The next event, its queried name written to `name` (cleared first).
     fn next_into(&mut self, name: &mut Vec<u8>) -> Option<DnsEvent> {
-        if self.i >= self.n {
-            return None;
-        }
+        let (time, hit) = self.ev.next()?;
         name.clear();
-        let rng = &mut self.rng;
-        let time = self.clock.at(self.i, rng);
-        self.i += 1;
-        let target = if rng.chance(self.hit_rate) {
-            rng.pick(&self.t.domains)
-        } else {
-            None
-        };
+        let rng = &mut self.ev.rng;
+        let target = if hit { rng.pick(&self.t.domains) } else { None };
         match target {
             Some(d) => match rng.below(20) {
                 // Exact.
