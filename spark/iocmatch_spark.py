@@ -144,19 +144,10 @@ def _parse_iso(s: str):
         return None
     h = mi = sec = sub = 0
     if c.eat("T") or c.eat("t") or c.eat(" "):
-        h = c.num(2, 2)
-        if h is None or not c.eat(":"):
+        clock = _time_of_day(c, 2)
+        if clock is None:
             return None
-        mi = c.num(2, 2)
-        if mi is None:
-            return None
-        if c.eat(":"):
-            sec = c.num(2, 2)
-            if sec is None:
-                return None
-            sub = c.fraction()
-            if sub is None:
-                return None
+        h, mi, sec, sub = clock
     p = c.peek()
     if p is None:
         offset = 0
@@ -182,6 +173,26 @@ def _parse_iso(s: str):
     return _assemble(y, mo, d, h, mi, sec, sub, offset)
 
 
+def _time_of_day(c, hour_min_digits: int):
+    """`H:MM[:SS[.fraction]]` at the cursor (hours of `hour_min_digits` to 2 digits):
+    (hour, minute, second, 100 ns ticks), or None."""
+    h = c.num(hour_min_digits, 2)
+    if h is None or not c.eat(":"):
+        return None
+    mi = c.num(2, 2)
+    if mi is None:
+        return None
+    sec = sub = 0
+    if c.eat(":"):
+        sec = c.num(2, 2)
+        if sec is None:
+            return None
+        sub = c.fraction()
+        if sub is None:
+            return None
+    return h, mi, sec, sub
+
+
 def _parse_us(s: str):
     c = _Cur(s)
     mo = c.num(1, 2)
@@ -198,19 +209,10 @@ def _parse_us(s: str):
     if c.eat(" "):
         while c.eat(" "):
             pass
-        h = c.num(1, 2)
-        if h is None or not c.eat(":"):
+        clock = _time_of_day(c, 1)
+        if clock is None:
             return None
-        mi = c.num(2, 2)
-        if mi is None:
-            return None
-        if c.eat(":"):
-            sec = c.num(2, 2)
-            if sec is None:
-                return None
-            sub = c.fraction()
-            if sub is None:
-                return None
+        h, mi, sec, sub = clock
         while c.eat(" "):
             pass
         rest = c.rest()
