@@ -301,6 +301,21 @@ fn sync(args: &[&str], key_file: Option<&Path>, env_key: Option<&str>) -> Output
     c.stdin(Stdio::null()).output().unwrap()
 }
 
+/// `iocmatch sync taxii --api-root ROOT --collection COLLECTION --out OUT EXTRA...`.
+fn pull(
+    root: &str,
+    collection: &str,
+    out: &Path,
+    extra: &[&str],
+    key_file: Option<&Path>,
+    env_key: Option<&str>,
+) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec!["--api-root", root, "--collection", collection, "--out", out];
+    args.extend_from_slice(extra);
+    sync(&args, key_file, env_key)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -362,19 +377,7 @@ fn first_pull_then_incremental_pull() {
 
     // First pull: 10 + 1 (newest of 3 versions) + 1 revoked + 1 domain indicators, and the
     // malware object filtered out by match[type]; page size 2 on the server.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            "ips",
-            "--out",
-            out.to_str().unwrap(),
-            "-v",
-        ],
-        Some(&key_file),
-        None,
-    );
+    let o = pull(&root, "ips", &out, &["-v"], Some(&key_file), None);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}\n{}", server.log());
     assert!(!err.contains(KEY), "the key leaked: {err}");
@@ -418,18 +421,7 @@ fn first_pull_then_incremental_pull() {
     ]);
 
     // Incremental pull, with the key from the environment this time.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-        Some(KEY),
-    );
+    let o = pull(&root, COLL, &out, &[], None, Some(KEY));
     let err = stderr(&o);
     assert!(o.status.success(), "{err}\n{}", server.log());
     assert!(
@@ -465,18 +457,7 @@ fn first_pull_then_incremental_pull() {
     assert!(second_checkpoint > first_checkpoint, "{second_checkpoint}");
 
     // Nothing new: an empty incremental page, index unchanged in content.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Some(&key_file),
-        None,
-    );
+    let o = pull(&root, COLL, &out, &[], Some(&key_file), None);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("1 pages, 0 received"), "{err}");
@@ -485,17 +466,11 @@ fn first_pull_then_incremental_pull() {
 
     // The import window: --max-age 30d on a fresh index sees only what was added today.
     let recent = dir.path().join("recent.iocx");
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            recent.to_str().unwrap(),
-            "--max-age",
-            "30d",
-        ],
+    let o = pull(
+        &root,
+        COLL,
+        &recent,
+        &["--max-age", "30d"],
         Some(&key_file),
         None,
     );
@@ -515,19 +490,7 @@ fn first_pull_then_incremental_pull() {
     assert_eq!(iocmatch::Index::open(&recent).unwrap().len(), 3, "{err}");
 
     // --full pulls everything again and gives the same index content.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-            "--full",
-        ],
-        Some(&key_file),
-        None,
-    );
+    let o = pull(&root, COLL, &out, &["--full"], Some(&key_file), None);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(!err.contains("objects added after"), "{err}");
@@ -545,18 +508,7 @@ fn wrong_key_is_a_401_and_changes_nothing() {
     let out = dir.path().join("t.iocx");
     let store = dir.path().join("t.iocx.store.jsonl");
     let root = server.root();
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-        Some(KEY),
-    );
+    let o = pull(&root, COLL, &out, &[], None, Some(KEY));
     assert!(o.status.success(), "{}", stderr(&o));
     let (index_before, store_before) =
         (std::fs::read(&out).unwrap(), std::fs::read(&store).unwrap());
@@ -565,19 +517,7 @@ fn wrong_key_is_a_401_and_changes_nothing() {
     let bad_key = dir.path().join("bad-key");
     std::fs::write(&bad_key, wrong).unwrap();
     for (kf, env) in [(Some(bad_key.as_path()), None), (None, Some(wrong))] {
-        let o = sync(
-            &[
-                "--api-root",
-                &root,
-                "--collection",
-                COLL,
-                "--out",
-                out.to_str().unwrap(),
-                "-v",
-            ],
-            kf,
-            env,
-        );
+        let o = pull(&root, COLL, &out, &["-v"], kf, env);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains("HTTP 401"), "{err}");
@@ -588,33 +528,11 @@ fn wrong_key_is_a_401_and_changes_nothing() {
         assert_eq!(std::fs::read(&store).unwrap(), store_before);
     }
     // No key at all: 401 as well.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-        None,
-    );
+    let o = pull(&root, COLL, &out, &[], None, None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("HTTP 401"), "{}", stderr(&o));
     // An unknown collection: a clear message listing what exists.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            "nope",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-        Some(KEY),
-    );
+    let o = pull(&root, "nope", &out, &[], None, Some(KEY));
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -634,18 +552,7 @@ fn server_going_away_mid_run_leaves_index_and_store_intact() {
     let out = dir.path().join("t.iocx");
     let store = dir.path().join("t.iocx.store.jsonl");
     let root = server.root();
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-        Some(KEY),
-    );
+    let o = pull(&root, COLL, &out, &[], None, Some(KEY));
     assert!(o.status.success(), "{}", stderr(&o));
     let (index_before, store_before) =
         (std::fs::read(&out).unwrap(), std::fs::read(&store).unwrap());
@@ -689,19 +596,11 @@ fn server_going_away_mid_run_leaves_index_and_store_intact() {
     assert_eq!(std::fs::read(&store).unwrap(), store_before);
 
     // The command line says the same and exits 2.
-    let o = sync(
-        &[
-            "--api-root",
-            &root,
-            "--collection",
-            COLL,
-            "--out",
-            out.to_str().unwrap(),
-            "--retries",
-            "1",
-            "--retry-wait",
-            "100ms",
-        ],
+    let o = pull(
+        &root,
+        COLL,
+        &out,
+        &["--retries", "1", "--retry-wait", "100ms"],
         None,
         Some(KEY),
     );
