@@ -56,6 +56,14 @@ const FEED_F: &str = "\
 
 /// Writes `rows` (without header) as a Sentinel CSV feed and compiles it to `out` with
 /// `iocmatch compile` (which replaces `out` atomically).
+/// A temporary directory holding `f.iocx`, compiled from `FEED_F`.
+fn feed_f_index() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = dir.path().join("f.iocx");
+    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    (dir, idx)
+}
+
 fn compile_feed(dir: &Path, name: &str, rows: &str, out: &Path) {
     let feed = dir.join(name);
     std::fs::write(&feed, format!("{TI_HEADER}\n{rows}")).unwrap();
@@ -246,9 +254,7 @@ const E6: &str = r#"{"TimeGenerated":"2024-05-01T00:00:05Z","SourceIP":"10.0.0.6
 
 #[test]
 fn output_ndjson_csv_zeek_annotate_all_invert() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     let idx_s = idx.to_str().unwrap();
 
     // --- NDJSON, matches mode. E1 = T1 exactly; E2 nothing; E3 = T3 and inside T2's range;
@@ -604,9 +610,7 @@ fn order_preserved_on_a_large_stream() {
 /// drained as it comes): the peak resident set stays far below the stream size.
 #[test]
 fn constant_memory_on_a_long_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     let idx_len = std::fs::metadata(&idx).unwrap().len();
 
     // Record i goes to 198.51.(i/256 % 256).(i % 256): one in 256 lies in T2's 198.51.100.0/24
@@ -712,9 +716,7 @@ fn constant_memory_on_a_long_stream() {
 /// one after a pause. With and without `--line-buffered`; NDJSON and CSV.
 #[test]
 fn trickle_latency() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     let idx_s = idx.to_str().unwrap();
     let csv_header = "TimeGenerated,SourceIP,DestinationIP,DestinationPort\n";
     let csv_rec = "2024-05-01T00:00:00Z,10.0.0.1,203.0.113.7,443\n";
@@ -783,9 +785,7 @@ fn trickle_latency() {
 /// quietly with 0.
 #[test]
 fn broken_pipe_exits_zero_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     for mode in [None, Some("--annotate-all")] {
         let mut args = vec!["network", "--index", idx.to_str().unwrap()];
         args.extend(mode);
@@ -984,9 +984,7 @@ fn hot_reload_mid_stream() {
 /// unreadable time, line 8 no DestinationIP, line 9 not an object. Lines 1, 4, 10 match X.
 #[test]
 fn malformed_records_under_each_on_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     let idx_s = idx.to_str().unwrap();
     let recs = [
         r#"{"TimeGenerated":"2024-05-01T00:00:00Z","SourceIP":"10.0.0.1","DestinationIP":"203.0.113.7"}"#,
@@ -1085,9 +1083,7 @@ fn malformed_records_under_each_on_error() {
 /// documented in `filter --help` for a processed stream, 0.
 #[test]
 fn sigterm_prints_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let idx = dir.path().join("f.iocx");
-    compile_feed(dir.path(), "f.csv", FEED_F, &idx);
+    let (_dir, idx) = feed_f_index();
     let mut child = spawn_filter(&["network", "--index", idx.to_str().unwrap()]);
     let mut stdin = child.stdin.take().unwrap();
     let rx = line_channel(child.stdout.take().unwrap());
