@@ -155,6 +155,7 @@ fn eq_mask(w: u64, c: u8) -> u64 {
 #[inline]
 fn plain_record<'a>(
     b: &'a [u8],
+    text: &'a str,
     pos: usize,
     slot_of: &[u8],
 ) -> Option<(Fields<'a>, usize, usize, bool, u64)> {
@@ -227,14 +228,17 @@ fn plain_record<'a>(
             }
         }
     };
-    let (fields, end, ncols, ok) = needed_fields(b, &ranges, end, col + 1);
+    let (fields, end, ncols, ok) = needed_fields(b, text, &ranges, end, col + 1);
     Some((fields, end, ncols, ok, newlines))
 }
 
-/// Turns the needed fields' byte ranges into text: one UTF-8 check over the span holding them
-/// all, else (a bad byte somewhere in that span) one check per field.
+/// Turns the needed fields' byte ranges into text: slices of `text` (the chunk's valid UTF-8
+/// prefix, checked once) when they lie inside it, else one UTF-8 check over the span holding
+/// them all, else (a bad byte somewhere in that span) one check per field.
+#[inline]
 fn needed_fields<'a>(
     b: &'a [u8],
+    text: &'a str,
     ranges: &[Option<(usize, usize)>; LOGICAL],
     end: usize,
     ncols: usize,
@@ -247,8 +251,24 @@ fn needed_fields<'a>(
             (s, e)
         }
     };
-    let lo = ranges.iter().flatten().map(|r| r.0).min();
     let hi = ranges.iter().flatten().map(|r| r.1).max();
+    if hi.is_some_and(|hi| hi <= text.len()) {
+        // Delimiters are ASCII, so a field of valid text starts and ends on char boundaries;
+        // `get` checks that anyway.
+        let mut ok = true;
+        for (f, r) in fields.iter_mut().zip(ranges) {
+            if let Some(r) = *r {
+                let (s, e) = strip(r);
+                *f = text.get(s..e).map(Cow::Borrowed);
+                ok &= f.is_some();
+            }
+        }
+        if ok {
+            return (fields, end, ncols, true);
+        }
+        fields = Default::default();
+    }
+    let lo = ranges.iter().flatten().map(|r| r.0).min();
     let span = lo
         .zip(hi)
         .map(|(lo, hi)| (lo, std::str::from_utf8(&b[lo..hi])));
@@ -309,6 +329,12 @@ pub(super) fn scan<'a>(
             slot_of[*c] = slot as u8;
         }
     }
+    // The chunk's valid UTF-8 prefix (all of it, nearly always), checked in one pass: the
+    // records inside it need no check of their own.
+    let text = match std::str::from_utf8(b) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
+    };
     let mut pos = 0;
     let mut line = first_line;
     while pos < b.len() {
@@ -325,7 +351,7 @@ pub(super) fn scan<'a>(
             continue;
         }
         // Fast path: needed fields unquoted; one pass finds the commas and the end.
-        if let Some((fields, end, ncols, utf8_ok, newlines)) = plain_record(b, pos, &slot_of) {
+        if let Some((fields, end, ncols, utf8_ok, newlines)) = plain_record(b, text, pos, &slot_of) {
             let span = start..end;
             if end - start > MAX_RECORD {
                 bad(line, span, Malformed::TooLong);
