@@ -292,11 +292,7 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
         };
         let quoted = logs::quoted_newlines(&p.reader);
         let body = &data[start..];
-        let take = if end == f.len() {
-            body.len()
-        } else {
-            input::last_boundary(body, quoted, false)
-        };
+        let (take, chunks) = input::split_window(body, quoted, opts.chunk_size, end == f.len());
         if take == 0 && end < f.len() {
             // No record ends inside this window: widen it.
             span = span.saturating_mul(2);
@@ -304,7 +300,6 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
         }
         span = window;
         let body = &body[..take];
-        let chunks = input::split_bounds(body, quoted, opts.chunk_size);
         let outs: Vec<ChunkOut> = chunks
             .par_iter()
             .map(|&(a, b)| {

@@ -351,7 +351,8 @@ pub(super) fn scan<'a>(
             continue;
         }
         // Fast path: needed fields unquoted; one pass finds the commas and the end.
-        if let Some((fields, end, ncols, utf8_ok, newlines)) = plain_record(b, text, pos, &slot_of) {
+        if let Some((fields, end, ncols, utf8_ok, newlines)) = plain_record(b, text, pos, &slot_of)
+        {
             let span = start..end;
             if end - start > MAX_RECORD {
                 bad(line, span, Malformed::TooLong);

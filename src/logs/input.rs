@@ -150,11 +150,15 @@ pub fn last_boundary(b: &[u8], quoted: bool, odd: bool) -> usize {
     if !quoted {
         return memchr::memrchr(b'\n', b).map_or(0, |k| k + 1);
     }
-    // Walk back from the end: the parity before a newline at `k` is the parity of the whole
-    // (one vectorized count) minus the quotes after `k`. A window nearly always ends a few
-    // bytes after its last boundary, so this reads `b` once at memchr speed instead of once
-    // byte by byte.
-    let total = odd ^ parity(b);
+    boundary_before(b, odd ^ parity(b))
+}
+
+/// [`last_boundary`] of quoted `b` whose quote parity at its end (the parity before it and
+/// its own quotes) is `total`.
+fn boundary_before(b: &[u8], total: bool) -> usize {
+    // Walk back from the end: the parity before a newline at `k` is the parity at the end
+    // minus the quotes after `k`. A window nearly always ends a few bytes after its last
+    // boundary, so this reads little beyond the one vectorized count of the quotes.
     let mut after = false;
     let mut end = b.len();
     while let Some(k) = memchr::memrchr2(b'\n', b'"', &b[..end]) {
@@ -196,6 +200,18 @@ pub fn split(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usize, u64
 /// [`split`] without the line offsets, for a caller that learns each chunk's line count from
 /// scanning it ([`crate::logs::scan`] returns it) and so spares a pass over the data.
 pub fn split_bounds(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usize)> {
+    split_window(data, quoted, target, true).1
+}
+
+/// [`split_bounds`] of a window of a larger input: returns the window's length up to its last
+/// record boundary (all of it when `whole`, the input's end), and the chunks of that part.
+/// The quotes of a window are counted once, in parallel pieces, for both answers.
+pub fn split_window(
+    data: &[u8],
+    quoted: bool,
+    target: usize,
+    whole: bool,
+) -> (usize, Vec<(usize, usize)>) {
     let target = target.max(1);
     let n = data.len().div_ceil(target).max(1);
     // Parity of the quotes before each nominal cut, computed piecewise in parallel.
@@ -207,18 +223,30 @@ pub fn split_bounds(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usi
             })
             .collect();
         let mut acc = false;
-        pieces
+        let mut before: Vec<bool> = pieces
             .iter()
             .map(|&p| {
                 let before = acc;
                 acc ^= p;
                 before
             })
-            .collect()
+            .collect();
+        before.push(acc);
+        before
     } else {
-        vec![false; n]
+        vec![false; n + 1]
     };
+    let take = if whole {
+        data.len()
+    } else if quoted {
+        boundary_before(data, par[n])
+    } else {
+        last_boundary(data, false, false)
+    };
+    let data = &data[..take];
     let mut cuts: Vec<usize> = (1..n)
+        .filter(|i| i * target < take)
+        .collect::<Vec<_>>()
         .into_par_iter()
         .map(|i| {
             let at = i * target;
@@ -240,10 +268,12 @@ pub fn split_bounds(data: &[u8], quoted: bool, target: usize) -> Vec<(usize, usi
     cuts.insert(0, 0);
     cuts.push(data.len());
     cuts.dedup();
-    cuts.windows(2)
+    let chunks = cuts
+        .windows(2)
         .map(|w| (w[0], w[1]))
         .filter(|(a, b)| a < b)
-        .collect()
+        .collect();
+    (take, chunks)
 }
 
 /// Reads the next block of whole records from a stream: at least `min` bytes unless the
@@ -392,6 +422,41 @@ mod tests {
             }
             let plain = memchr::memrchr(b'\n', &b).map_or(0, |k| k + 1);
             assert_eq!(last_boundary(&b, false, false), plain);
+        }
+    }
+
+    /// A window's boundary and chunks from one quote count equal the two-pass answer: the
+    /// last boundary, then the chunks of the part before it.
+    #[test]
+    fn split_window_equals_boundary_then_split() {
+        let mut rng = crate::gen::Rng::new(0x5717_0001);
+        let alphabet = b"abc,\"\n";
+        for _ in 0..3_000 {
+            let len = rng.below(300) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
+            let target = 1 + rng.below(64) as usize;
+            for quoted in [true, false] {
+                let take = last_boundary(&b, quoted, false);
+                let want = (take, split_bounds(&b[..take], quoted, target));
+                assert_eq!(
+                    split_window(&b, quoted, target, false),
+                    want,
+                    "{b:?} {target}"
+                );
+                // The chunks tile the window; each inner cut follows a newline outside quotes.
+                let mut next = 0;
+                for &(s, e) in &want.1 {
+                    assert_eq!(s, next);
+                    next = e;
+                    let quotes = b[..e].iter().filter(|&&c| c == b'"').count();
+                    if e < take {
+                        assert!(b[e - 1] == b'\n' && (!quoted || quotes % 2 == 0));
+                    }
+                }
+                assert_eq!(next, take);
+            }
         }
     }
 
