@@ -234,6 +234,90 @@ fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
     Some(assemble(i64::from(y), mo, d, h, mi, s, sub, 0))
 }
 
+/// Parses the times of one log in order, as [`Timestamp::parse`] does, remembering the hour
+/// of the last `yyyy-MM-ddTHH:mm:ss[.f{1,7}]Z` time it read: a log's consecutive records
+/// nearly always share it, and then only the minutes, seconds and fraction are left to read.
+#[derive(Clone, Debug, Default)]
+pub struct TimeCursor {
+    /// `yyyy-MM-ddTHH` of the last fixed-layout time, when `base` is known.
+    hour: [u8; 13],
+    /// Ticks at the start of that hour.
+    base: Option<i64>,
+}
+
+impl TimeCursor {
+    /// [`Timestamp::parse`], with the shortcut above.
+    #[inline]
+    pub fn parse(&mut self, s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if let Some(base) = self.base {
+            if b.get(..13) == Some(&self.hour[..]) {
+                if let Some(t) = within_hour(&b[13..], base) {
+                    return t;
+                }
+            }
+        }
+        let t = Timestamp::parse(s);
+        if t.is_some() && b.len() >= 20 {
+            self.learn(b);
+        }
+        t
+    }
+
+    /// Remembers the hour of `b` if it has the fixed layout.
+    #[cold]
+    fn learn(&mut self, b: &[u8]) {
+        if !matches!(parse_iso_fixed(b), Some(Some(_))) {
+            return;
+        }
+        let mut start = *b"0000-00-00T00:00:00Z";
+        start[..13].copy_from_slice(&b[..13]);
+        if let Some(Some(t)) = parse_iso_fixed(&start) {
+            self.hour.copy_from_slice(&b[..13]);
+            self.base = Some(t.0);
+        }
+    }
+}
+
+/// The rest of a fixed-layout time after its hour, `:mm:ss[.f{1,7}]Z`, added to the hour's
+/// ticks: `None` when `rest` has another layout, else the parse result (as
+/// [`parse_iso_fixed`] would give for the whole string).
+#[inline]
+fn within_hour(rest: &[u8], base: i64) -> Option<Option<Timestamp>> {
+    let (&b'Z', body) = rest.split_last()? else {
+        return None;
+    };
+    let (ms, frac) = match body.len() {
+        6 => (body, &[][..]),
+        8..=14 if body[6] == b'.' => (&body[..6], &body[7..]),
+        _ => return None,
+    };
+    if ms[0] != b':' || ms[3] != b':' {
+        return None;
+    }
+    let d2 = |i: usize| -> Option<i64> {
+        let (h, l) = (ms[i].wrapping_sub(b'0'), ms[i + 1].wrapping_sub(b'0'));
+        (h < 10 && l < 10).then(|| i64::from(h) * 10 + i64::from(l))
+    };
+    let (mi, s) = (d2(1)?, d2(4)?);
+    let mut sub = 0i64;
+    for k in 0..7 {
+        let digit = match frac.get(k) {
+            Some(c) if c.is_ascii_digit() => i64::from(c - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        sub = sub * 10 + digit;
+    }
+    // As `assemble` checks (a leap second folds into the next minute).
+    if mi > 59 || s > 60 {
+        return Some(None);
+    }
+    Some(Timestamp::from_ticks(
+        base + (mi * 60 + s) * TICKS_PER_SEC + sub,
+    ))
+}
+
 /// A tiny cursor over ASCII bytes.
 struct Cur<'a> {
     b: &'a [u8],
@@ -390,6 +474,56 @@ fn parse_us(b: &[u8]) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cursor gives [`Timestamp::parse`]'s answer on sequences that mostly stay within an
+    /// hour (its shortcut), with mutated bytes, other layouts, leap seconds, invalid minutes
+    /// and the ends of the range mixed in.
+    #[test]
+    fn time_cursor_agrees_with_parse() {
+        let mut rng = crate::gen::Rng::new(0x7143_0001);
+        let mut next = move |n: u64| rng.below(n);
+        let hours = [
+            "2024-12-02T00",
+            "2024-02-29T23",
+            "2023-02-29T10",
+            "9999-12-31T23",
+            "0001-01-01T00",
+            "2024-12-02T24",
+        ];
+        let alphabet = b"0123456789:.Z zT-";
+        let mut cursor = TimeCursor::default();
+        let mut shortcut_valid = 0;
+        let mut hour = hours[0];
+        for _ in 0..300_000 {
+            if next(8) == 0 {
+                hour = hours[next(hours.len() as u64) as usize];
+            }
+            let frac = match next(3) {
+                0 => String::new(),
+                _ => format!(
+                    ".{}",
+                    &format!("{:07}", next(10_000_000))[..1 + next(7) as usize]
+                ),
+            };
+            let mut s = format!("{hour}:{:02}:{:02}{frac}Z", next(62), next(62)).into_bytes();
+            if next(4) == 0 {
+                let at = next(s.len() as u64) as usize;
+                s[at] = alphabet[next(alphabet.len() as u64) as usize];
+            }
+            if next(20) == 0 {
+                s = b"2024-12-02 00:00:01".to_vec();
+            }
+            let text = String::from_utf8(s).unwrap();
+            let before = cursor.base.is_some() && text.as_bytes().get(..13) == Some(&cursor.hour);
+            let got = cursor.parse(&text);
+            assert_eq!(got, Timestamp::parse(&text), "{text}");
+            shortcut_valid += usize::from(before && got.is_some());
+        }
+        assert!(
+            shortcut_valid > 50_000,
+            "shortcut taken {shortcut_valid} times"
+        );
+    }
 
     /// The fixed-offset fast path agrees with the general parser wherever it answers, and
     /// answers for the common layout.

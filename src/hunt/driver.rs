@@ -268,11 +268,16 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
     let mut off = 0u64;
     let mut lines_before = 0u64;
     let mut span = window;
+    // The next window, mapped (pages loaded) while the workers scan the current one.
+    let mut ahead: Option<(std::ops::Range<u64>, Result<memmap2::Mmap>)> = None;
     while off < f.len() {
         // The first window holds the whole head that detection and the header read (1 MiB).
         let span_here = if off == 0 { span.max(1 << 20) } else { span };
         let end = off.saturating_add(span_here).min(f.len());
-        let map = f.window(off..end)?;
+        let map = match ahead.take() {
+            Some((r, map)) if r == (off..end) => map?,
+            _ => f.window(off..end)?,
+        };
         let data: &[u8] = &map;
         let p = match &prepared {
             Some(p) => p,
@@ -300,17 +305,25 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
         }
         span = window;
         let body = &body[..take];
-        let outs: Vec<ChunkOut> = chunks
-            .par_iter()
-            .map(|&(a, b)| {
-                let out = scan_chunk(m, p, file, &body[a..b], 1);
-                progress.bytes.fetch_add((b - a) as u64, AtOrd::Relaxed);
-                progress
-                    .records
-                    .fetch_add(out.tally.records, AtOrd::Relaxed);
-                out
-            })
-            .collect();
+        let next = off + (start + take) as u64;
+        let next = next..next.saturating_add(window).min(f.len());
+        let (outs, next_map) = rayon::join(
+            || {
+                chunks
+                    .par_iter()
+                    .map(|&(a, b)| {
+                        let out = scan_chunk(m, p, file, &body[a..b], 1);
+                        progress.bytes.fetch_add((b - a) as u64, AtOrd::Relaxed);
+                        progress
+                            .records
+                            .fetch_add(out.tally.records, AtOrd::Relaxed);
+                        out
+                    })
+                    .collect::<Vec<ChunkOut>>()
+            },
+            || (!next.is_empty()).then(|| f.window(next.clone())),
+        );
+        ahead = next_map.map(|m| (next, m));
         for mut out in outs {
             out.shift_lines(lines_before);
             lines_before += out.lines;

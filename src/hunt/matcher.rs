@@ -6,21 +6,23 @@ use crate::error::Result;
 use crate::index::Index;
 use crate::indicator::{normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
-use crate::time::Timestamp;
+use crate::time::{TimeCursor, Timestamp};
 use std::ops::Range;
 
-/// Counters of one chunk.
+/// Counters of one chunk, and its time cursor.
 #[derive(Default)]
 pub(crate) struct Tally {
     pub records: u64,
     pub null_times: u64,
     pub pairs_expired: u64,
     pub skipped: Vec<(u64, Malformed)>,
+    /// Reads the chunk's event times in order.
+    pub times: TimeCursor,
 }
 
 /// Parses an event time: ISO / US forms, else epoch seconds (Zeek).
-fn parse_time(s: &str) -> Option<Timestamp> {
-    Timestamp::parse(s).or_else(|| Timestamp::parse_epoch(s))
+fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
+    times.parse(s).or_else(|| Timestamp::parse_epoch(s))
 }
 
 /// A quick plausibility check for a DNS name: what no indicator key can equal.
@@ -145,7 +147,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         let text = |l: Logical| fields[l as usize].as_deref().unwrap_or("");
         let time = match text(Logical::Time) {
             "" => None,
-            s => match parse_time(s) {
+            s => match parse_time(&mut tally.times, s) {
                 Some(t) => Some(t),
                 None if kql => {
                     tally.null_times += 1;
