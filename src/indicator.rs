@@ -302,7 +302,15 @@ pub fn parse_ip_net(s: &str) -> Result<IpNet, KeyError> {
 
 /// Parses one address, folding IPv4-mapped IPv6 (`::ffff:1.2.3.4`) to IPv4.
 pub fn parse_ip_addr(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
+    // Log fields are nearly always bare: skip the Unicode-aware trim when both ends are
+    // ASCII alphanumerics.
+    let edge = |c: Option<&u8>| c.is_some_and(u8::is_ascii_alphanumeric);
+    let b = s.as_bytes();
+    let s = if edge(b.first()) && edge(b.last()) {
+        s
+    } else {
+        s.trim()
+    };
     let s = s
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
@@ -418,31 +426,72 @@ fn ipv4_prefix(b: &[u8]) -> Option<([u8; 4], usize)> {
 /// this once per record.
 #[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
-    let mut out = [0u8; 4];
-    let mut i = 0;
-    for (n, o) in out.iter_mut().enumerate() {
-        if n > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let n = b.len();
+    if !(7..=15).contains(&n) {
+        return None;
+    }
+    // Eight bytes at a time, without a data-dependent branch (the octet lengths of real
+    // addresses vary at random, and a branch per digit mispredicts): the dots as bits, and
+    // whether any byte is neither a dot nor a digit. The words are read from `b` itself (a
+    // copy to a padded buffer stalls the loads on the stores); padding is '0'.
+    let zeros = ONES * u64::from(b'0');
+    let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok());
+    let (w0, w1) = match (word(0), word(n.saturating_sub(8))) {
+        (Some(w0), Some(last)) => {
+            let last = u64::from_le_bytes(last);
+            // Bytes 8..n: the top of the last word, moved down; '0' above them.
+            let tail = last.checked_shr(8 * (16 - n as u32)).unwrap_or(0);
+            let fill = zeros.checked_shl(8 * (n as u32 - 8)).unwrap_or(0);
+            (u64::from_le_bytes(w0), tail | fill)
         }
-        let start = i;
-        let mut v = 0u32;
-        while let Some(&c) = b.get(i) {
-            if !c.is_ascii_digit() || i - start == 3 {
-                break;
-            }
-            v = v * 10 + u32::from(c - b'0');
-            i += 1;
+        _ => {
+            let mut w0 = [b'0'; 8];
+            w0[..n].copy_from_slice(b);
+            (u64::from_le_bytes(w0), zeros)
         }
-        let len = i - start;
-        if len == 0 || (len > 1 && b[start] == b'0') {
+    };
+    let mut dots = 0u32;
+    let mut other = 0u64;
+    for (half, w) in [w0, w1].into_iter().enumerate() {
+        let x = w ^ (ONES * u64::from(b'.'));
+        let dot = !(((x & LOW7) + LOW7) | x) & HIGH;
+        // A byte is a digit when (byte ^ '0') < 10.
+        let y = w ^ (ONES * u64::from(b'0'));
+        let not_digit = (((y & LOW7) + ONES * (0x80 - 10)) | y) & HIGH;
+        other |= not_digit & !dot;
+        // The high bit of byte j to bit j (distinct partial products: no carries).
+        dots |= ((((dot >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56) as u32) << (8 * half);
+    }
+    if other != 0 || dots.count_ones() != 3 {
+        return None;
+    }
+    let p1 = dots.trailing_zeros() as usize;
+    let dots = dots & (dots - 1);
+    let p2 = dots.trailing_zeros() as usize;
+    let p3 = (dots & (dots - 1)).trailing_zeros() as usize;
+    let digit = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+    // Octets accumulate in a register (bytes stored one by one and reloaded as a word stall).
+    let mut addr = 0u32;
+    for (s, e) in [(0, p1), (p1 + 1, p2), (p2 + 1, p3), (p3 + 1, n)] {
+        let len = e.checked_sub(s)?;
+        // 1 to 3 digits, no leading zero.
+        if !(1..=3).contains(&len) || (len > 1 && b[s] == b'0') {
             return None;
         }
-        *o = u8::try_from(v).ok()?;
+        // The digits end before `e`; a shorter octet's unused terms read some byte in
+        // bounds and are multiplied by zero.
+        let v = digit(e - 1)
+            + 10 * digit(e.saturating_sub(2)) * u32::from(len >= 2)
+            + 100 * digit(e.saturating_sub(3)) * u32::from(len >= 3);
+        if v > 255 {
+            return None;
+        }
+        addr = addr << 8 | v;
     }
-    (i == b.len()).then(|| Ipv4Addr::from(out))
+    Some(Ipv4Addr::from(addr))
 }
 
 /// Folds an IPv4-mapped IPv6 address to its IPv4 address.
