@@ -238,15 +238,15 @@ const BATCH: usize = 32;
 /// ([`Matcher::surely_no_match`]) ran back to back: one record's probe is a likely cache miss
 /// (the bitmap is megabytes, the log streams through the cache), and independent misses
 /// overlap where dependent per-record work would wait for each in turn.
-pub(crate) fn scan_batched<'a, S: AsRef<[u8]>>(
+pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     m: &Matcher<'_, S>,
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
-    f: &mut dyn FnMut(Item<'a>),
+    f: &mut F,
 ) -> u64 {
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
-    let flush = |batch: &mut Vec<Item<'a>>, f: &mut dyn FnMut(Item<'a>)| {
+    let flush = |batch: &mut Vec<Item<'a>>, f: &mut F| {
         // Passes: keys; memory touches, back to back and unconditional so that their cache
         // misses overlap; absence checks on what is now cached; the records.
         let keys: Vec<Probe<'_>> = batch

@@ -318,8 +318,8 @@ pub(super) fn scan<'a>(
     cols: &Columns,
     b: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
-    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
+    rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> u64 {
     // Column index -> logical slot, for the needed columns.
     let max_needed = cols.index.iter().flatten().copied().max();

@@ -192,8 +192,8 @@ pub fn scan<'a>(
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
-    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
+    rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> u64 {
     match reader {
         Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),

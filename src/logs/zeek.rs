@@ -80,8 +80,8 @@ pub(super) fn scan<'a>(
     h: &Header,
     b: &'a [u8],
     first_line: u64,
-    rec: &mut dyn FnMut(u64, std::ops::Range<usize>, Fields<'a>),
-    bad: &mut dyn FnMut(u64, std::ops::Range<usize>, Malformed),
+    rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> u64 {
     let mut line = first_line;
     let mut pos = 0;
