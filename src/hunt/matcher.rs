@@ -285,7 +285,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         let mut b = batch.borrow_mut();
         b.push(item);
         if b.len() == BATCH {
-            flush(&mut b, &mut **f.borrow_mut());
+            flush(&mut b, &mut f.borrow_mut());
         }
     };
     let lines = logs::scan(
@@ -295,6 +295,6 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         &mut |line, span, fields| push(Item::Record(line, span, fields, false)),
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
-    flush(&mut batch.borrow_mut(), &mut **f.borrow_mut());
+    flush(&mut batch.borrow_mut(), &mut f.borrow_mut());
     lines
 }
