@@ -4,7 +4,7 @@
 //! count its fields. Unquoted fields borrow from the input; a quoted field borrows the text
 //! between its quotes unless it contains `""`, which is the only case that allocates.
 
-use super::{utf8, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use super::{eq_mask, utf8, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
 use std::borrow::Cow;
 
 /// Column positions of the logical fields and the header's column count.
@@ -133,15 +133,6 @@ fn field(b: &[u8], pos: usize) -> Option<(Cow<'_, [u8]>, usize, u8)> {
             }
         }
     }
-}
-
-/// Bytes of `w` equal to `c`, as the high bit of each such byte (exact: no false positives, so
-/// the positions can be trusted without a recheck).
-#[inline(always)]
-fn eq_mask(w: u64, c: u8) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = w ^ (0x0101_0101_0101_0101 * u64::from(c));
-    !(((x & LOW7) + LOW7) | x) & 0x8080_8080_8080_8080
 }
 
 /// Scans a record whose needed fields are unquoted: returns its needed fields, the position
@@ -331,10 +322,7 @@ pub(super) fn scan<'a>(
     }
     // The chunk's valid UTF-8 prefix (all of it, nearly always), checked in one pass: the
     // records inside it need no check of their own.
-    let text = match std::str::from_utf8(b) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
-    };
+    let text = super::valid_prefix(b);
     let mut pos = 0;
     let mut line = first_line;
     while pos < b.len() {
