@@ -558,33 +558,74 @@ fn normalize_domain_general(s: &str) -> Result<String, KeyError> {
 /// space, a trailing dot...) and the general rules must decide.
 #[inline]
 fn normal_ascii_domain(b: &[u8]) -> Option<bool> {
-    let mut label = 0usize;
-    let mut letters = false;
-    for &c in b {
-        match c {
-            b'a'..=b'z' | b'-' | b'_' => {
-                letters = true;
-                label += 1;
-            }
-            b'0'..=b'9' => label += 1,
-            b'.' => {
-                if label == 0 {
-                    return Some(false);
-                }
-                label = 0;
-            }
-            _ => return None,
-        }
-        if label > 63 {
-            return Some(false);
-        }
-    }
-    if b.last() == Some(&b'.') {
-        // A trailing dot is stripped by the general rules.
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // High bit of each byte >= n (for ASCII bytes: `b | 0x80` minus n borrows from no neighbour).
+    let ge = |w: u64, n: u8| ((w | HIGH) - ONES * u64::from(n)) & HIGH;
+    let eq = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        !(((x & !HIGH) + !HIGH) | x) & HIGH
+    };
+    if b.is_empty() || b.len() > 253 || b.last() == Some(&b'.') {
+        // Empty, too long, or a trailing dot (stripped by the general rules).
         return None;
     }
-    let ok = label > 0 && b.len() <= 253 && (letters || parse_ipv4(b).is_none());
-    Some(ok)
+    // Eight bytes at a time: every byte a lowercase letter, digit, `-`, `_` or `.`, and the
+    // labels between dots 1..=63 long. Anything else goes to the general rules, which give
+    // the verdict (this path only ever accepts what they accept unchanged).
+    let mut letters = 0u64;
+    let mut run = 0usize;
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    let last = (!tail.is_empty()).then(|| {
+        let n = tail.len();
+        // The tail, '0'-padded: from the input's last eight bytes when there are eight (a
+        // copy to a buffer stalls the load on the stores).
+        let w = match b.get(b.len().wrapping_sub(8)..) {
+            Some(end) => {
+                let end = u64::from_le_bytes(end.try_into().unwrap_or_default());
+                (end >> (8 * (8 - n))) | ((ONES * u64::from(b'0')) << (8 * n))
+            }
+            None => {
+                let mut pad = [b'0'; 8];
+                pad[..n].copy_from_slice(tail);
+                u64::from_le_bytes(pad)
+            }
+        };
+        (w, n)
+    });
+    let full = words.map(|w| (u64::from_le_bytes(w.try_into().unwrap_or_default()), 8));
+    for (w, len) in full.chain(last) {
+        let ascii = !w & HIGH;
+        let lower = ge(w, b'a') & !ge(w, b'z' + 1);
+        let digit = ge(w, b'0') & !ge(w, b'9' + 1);
+        let letter = lower | eq(w, b'-') | eq(w, b'_');
+        let dot = eq(w, b'.');
+        if (letter | digit | dot) & ascii != HIGH {
+            return None;
+        }
+        letters |= letter;
+        let mut dots = dot;
+        let mut from = 0usize;
+        while dots != 0 {
+            let p = (dots.trailing_zeros() / 8) as usize;
+            run += p - from;
+            if run == 0 || run > 63 {
+                return None;
+            }
+            run = 0;
+            from = p + 1;
+            dots &= dots - 1;
+        }
+        run += len - from;
+        if run > 63 {
+            return None;
+        }
+    }
+    if run == 0 {
+        return None;
+    }
+    Some(letters != 0 || parse_ipv4(b).is_none())
 }
 
 /// Lowercases the scheme and the host of a URL (and drops a trailing dot of the host); the
