@@ -81,23 +81,13 @@ fn expired_indicators<S: AsRef<[u8]>>(index: &Index<S>, opts: &HuntOptions) -> R
     Ok(n)
 }
 
-fn candidates(opts: &HuntOptions) -> [Vec<String>; logs::LOGICAL] {
-    let mut c = opts.query.default_candidates();
-    for (i, o) in opts.columns.iter().enumerate() {
-        if let Some(name) = o {
-            c[i] = vec![name.clone()];
-        }
-    }
-    c
-}
-
 fn prepare(name: &str, head: &[u8], opts: &HuntOptions) -> Result<(LogFormat, Prepared)> {
     let format = opts.input_format.unwrap_or_else(|| LogFormat::detect(head));
     let err = |message: String| Error::Log {
         file: name.to_string(),
         message,
     };
-    let p = logs::prepare(format, head, &candidates(opts))
+    let p = logs::prepare(format, head, &opts.candidates())
         .map_err(|m| err(format!("not a readable {format} log: {m}")))?;
     for &l in &opts.match_fields {
         if p.schema.names[l as usize].is_none() {

@@ -210,13 +210,7 @@ impl Filter {
         if !complete {
             return Ok(None);
         }
-        let mut cands = self.opts.query.default_candidates();
-        for (i, o) in self.opts.columns.iter().enumerate() {
-            if let Some(n) = o {
-                cands[i] = vec![n.clone()];
-            }
-        }
-        let p = logs::prepare(format, data, &cands).map_err(|m| Error::Log {
+        let p = logs::prepare(format, data, &self.opts.candidates()).map_err(|m| Error::Log {
             file: self.name.clone(),
             message: format!("not a readable {format} stream: {m}"),
         })?;

@@ -182,6 +182,22 @@ pub struct HuntOptions {
 }
 
 impl HuntOptions {
+    /// The column / key names to read per logical field: the query's defaults, overridden by
+    /// `columns`. The `Extra` field (DNS answers) is read only when matched on: the CSV reader
+    /// then keeps records whose answer list is quoted on its fast path.
+    pub(crate) fn candidates(&self) -> [Vec<String>; LOGICAL] {
+        let mut c = self.query.default_candidates();
+        for (i, o) in self.columns.iter().enumerate() {
+            if let Some(name) = o {
+                c[i] = vec![name.clone()];
+            }
+        }
+        if !self.match_fields.contains(&Logical::Extra) {
+            c[Logical::Extra as usize].clear();
+        }
+        c
+    }
+
     /// Defaults for a query: normalized semantics, now = the current time.
     pub fn new(query: Query) -> HuntOptions {
         HuntOptions {
