@@ -439,7 +439,7 @@ mod tests {
             b"\xff",
             b"xyz0123456789",
         ];
-        let header = "X,TimeGenerated,SourceIP,Y,DestinationIP\n";
+        let header = "X,TimeGenerated,SourceIP,Y,DestinationIP,Z,W\n";
         for _ in 0..3000 {
             let mut body = Vec::new();
             for _ in 0..next(6) {
@@ -449,9 +449,9 @@ mod tests {
                 body.push(b'\n');
             }
             if next(2) == 0 {
-                body.extend_from_slice(b"tail,without,newline,x,y");
+                body.extend_from_slice(b"tail,without,newline,x,y,z,w");
             }
-            // Reference: split lines, then commas; a line of 5 fields is a record.
+            // Reference: split lines, then commas; a line of 7 fields is a record.
             let mut want: Vec<(u64, Vec<Option<String>>)> = Vec::new();
             let mut want_bad = Vec::new();
             let mut lines: Vec<&[u8]> = body.split(|&c| c == b'\n').collect();
@@ -473,7 +473,7 @@ mod tests {
                     .collect();
                 match text {
                     None => want_bad.push((line, Malformed::Utf8)),
-                    Some(_) if cols.len() != 5 => want_bad.push((line, Malformed::FieldCount)),
+                    Some(_) if cols.len() != 7 => want_bad.push((line, Malformed::FieldCount)),
                     Some(t) => {
                         let mut f: Vec<Option<String>> = t.into_iter().map(Some).collect();
                         f.push(None);
