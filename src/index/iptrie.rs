@@ -24,10 +24,6 @@ pub const EMPTY: u32 = u32::MAX;
 pub const TAG: u32 = 0x8000_0000;
 /// No parent.
 pub const NONE: u32 = u32::MAX;
-/// Flag bit of a lone first-level entry: no prefix interval (no value other than [`EMPTY`])
-/// meets the bucket's address range, so an address there is answered by the lone addresses
-/// alone. The low 31 bits are the index.
-pub const LONE_ONLY: u32 = 0x8000_0000;
 
 /// The serialized sections of one address family.
 pub struct Family {
@@ -324,49 +320,25 @@ fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Fa
     // About 8 intervals per first-level bucket; bucket b holds the interval containing its
     // first address.
     let max_bits = if width == 32 { 20 } else { 16 };
-    let m = lone.len();
-    let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
-    // IPv4: the interval table at least as fine as the lone one, so that one bucket of each
-    // answers most addresses without a binary search (both are read at once).
-    let l1_bits = if width == 32 {
-        (log2_ceil(n).saturating_sub(3).min(max_bits) as u8).max(lone_l1_bits)
-    } else {
-        log2_ceil(n).saturating_sub(3).min(max_bits) as u8
-    };
+    let l1_bits = log2_ceil(n).saturating_sub(3).min(max_bits) as u8;
     let l1 = l1_table(
         l1_bits,
         |a| intervals.partition_point(|iv| iv.0 <= a).saturating_sub(1),
         width,
         n - 1,
     );
+    let m = lone.len();
     let mut lone_addrs = Vec::with_capacity(m * if width == 32 { 4 } else { 16 });
     let mut lone_ids = Vec::with_capacity(m * 4);
     for &(a, id) in &lone {
         put_addr(&mut lone_addrs, a, width);
         lone_ids.extend_from_slice(&id.to_le_bytes());
     }
-    // Bucket b holds the first lone address >= its first address, flagged LONE_ONLY when no
-    // prefix interval meets the bucket.
-    let bucket_end = |a: u128| -> u128 {
-        if lone_l1_bits == 0 {
-            u128::MAX
-        } else {
-            a | (u128::MAX >> (128 - width + u32::from(lone_l1_bits)))
-        }
-    };
+    // Bucket b holds the first lone address >= its first address.
+    let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
     let lone_l1 = l1_table(
         lone_l1_bits,
-        |a| {
-            let i = lone.partition_point(|e| e.0 < a);
-            // Intervals meeting [a, end]: the one containing a, and those starting inside.
-            let first = intervals.partition_point(|iv| iv.0 <= a).saturating_sub(1);
-            let end = bucket_end(a);
-            let only = intervals[first..]
-                .iter()
-                .take_while(|iv| iv.0 <= end)
-                .all(|iv| iv.1 == EMPTY);
-            i | if only { LONE_ONLY as usize } else { 0 }
-        },
+        |a| lone.partition_point(|e| e.0 < a),
         width,
         m,
     );
@@ -425,45 +397,33 @@ impl<'a> FamilyView<'a> {
         }
     }
 
-    /// The lone first-level bucket of `addr` (`width` = 4 or 16 bytes per address): the range of
-    /// lone entries to search, and whether no prefix interval meets the bucket (see
-    /// [`LONE_ONLY`]).
+    /// The range of lone entries equal to `addr` (`width` = 4 or 16 bytes per address).
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent table.
     #[inline]
-    pub fn lone_bucket(&self, addr: u128, width: usize) -> Result<(usize, usize, bool)> {
+    pub fn find_lone(&self, addr: u128, width: usize) -> Result<std::ops::Range<usize>> {
         let n = self.lone_ids.len() / 4;
+        if n == 0 {
+            return Ok(0..0);
+        }
         let bits = u32::from(self.lone_l1_bits);
         let bucket = if bits == 0 {
             0
         } else {
             (addr >> (width as u32 * 8 - bits)) as usize
         };
-        let lo = u32_at(self.lone_l1, bucket * 4);
-        let hi = u32_at(self.lone_l1, bucket * 4 + 4).map(|v| (v & !LONE_ONLY) as usize);
-        match (lo, hi) {
-            (Some(lo), Some(hi)) if (lo & !LONE_ONLY) as usize <= hi && hi <= n => {
-                Ok(((lo & !LONE_ONLY) as usize, hi, lo & LONE_ONLY != 0))
+        let lo = u32_at(self.lone_l1, bucket * 4).map(|v| v as usize);
+        let hi = u32_at(self.lone_l1, bucket * 4 + 4).map(|v| v as usize);
+        let (mut lo, hi) = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi && hi <= n => (lo, hi),
+            _ => {
+                return Err(Error::corrupt(
+                    self.values_at,
+                    "lone first-level table entry out of range",
+                ))
             }
-            _ => Err(Error::corrupt(
-                self.values_at,
-                "lone first-level table entry out of range",
-            )),
-        }
-    }
-
-    /// The range of lone entries equal to `addr`, searching from the bucket range `lo..hi`
-    /// that [`FamilyView::lone_bucket`] returned.
-    #[inline]
-    pub fn lone_range(
-        &self,
-        mut lo: usize,
-        hi: usize,
-        addr: u128,
-        width: usize,
-    ) -> std::ops::Range<usize> {
-        let n = self.lone_ids.len() / 4;
+        };
         let at = |i: usize| -> u128 {
             let b = self
                 .lone_addrs
@@ -476,7 +436,7 @@ impl<'a> FamilyView<'a> {
             }
         };
         // First i in [lo, hi) with at(i) >= addr.
-        let mut len = hi.saturating_sub(lo);
+        let mut len = hi - lo;
         while len > 0 {
             let half = len / 2;
             if at(lo + half) < addr {
@@ -490,7 +450,7 @@ impl<'a> FamilyView<'a> {
         while end < n && at(end) == addr {
             end += 1;
         }
-        lo..end
+        Ok(lo..end)
     }
 
     /// The record id of lone entry `i`.
@@ -502,28 +462,19 @@ impl<'a> FamilyView<'a> {
             .ok_or_else(|| Error::corrupt(self.values_at, "lone index out of range"))
     }
 
-    /// The first-level range `(lo, hi)` of intervals to search for an IPv4 address, `None` when
-    /// the table is inconsistent.
+    /// The interval value covering an IPv4 address (the bitmap is checked by the caller).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on an inconsistent table.
     #[inline]
-    pub fn v4_bucket(&self, addr: u32) -> Option<(usize, usize)> {
+    pub fn find_v4(&self, addr: u32) -> Result<u32> {
         let n = self.starts.len() / 4;
         let bucket = if self.l1_bits == 0 {
             0
         } else {
             (addr >> (32 - u32::from(self.l1_bits))) as usize
         };
-        let lo = u32_at(self.l1, bucket * 4)? as usize;
-        let hi = u32_at(self.l1, bucket * 4 + 4)? as usize;
-        (lo <= hi && hi < n).then_some((lo, hi))
-    }
-
-    /// The interval value covering an IPv4 address, searching the range [`FamilyView::v4_bucket`]
-    /// returned.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] on an inconsistent table.
-    #[inline]
-    pub fn search_v4(&self, mut lo: usize, hi: usize, addr: u32) -> Result<u32> {
+        let (mut lo, hi) = self.bucket_range(bucket, n)?;
         // Largest i in [lo, hi] with starts[i] <= addr (starts[lo] <= addr by construction;
         // a corrupt file at worst yields a wrong but in-range answer).
         let mut len = hi - lo + 1;

@@ -286,46 +286,38 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
-    pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
-        let (fam, key, width, value) = match canonical(addr) {
+    pub fn visit_ip(&self, addr: IpAddr, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        // Most lookups are IPv4 misses that one bit answers: only that test is inlined into
+        // the caller's loop, whatever else the compiler decides to inline.
+        if let IpAddr::V4(a) = addr {
+            if self.v4_bitmap_absent(u32::from(a)) {
+                return Ok(());
+            }
+        }
+        self.visit_ip_rest(addr, f)
+    }
+
+    /// [`Index::visit_ip`] past the IPv4 bitmap test.
+    #[inline(never)]
+    fn visit_ip_rest(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        let (fam, key, width) = match canonical(addr) {
             IpAddr::V4(a) => {
-                let a = u32::from(a);
                 // Most lookups miss: one bit answers them, before anything else is set up.
-                if self.v4_bitmap_absent(a) {
+                if self.v4_bitmap_absent(u32::from(a)) {
                     return Ok(());
                 }
-                let fam = self.v4();
-                // Both first-level entries are read before either is looked at, so that their
-                // cache misses overlap: the lone bucket's flag says whether the interval search
-                // is needed at all.
-                let iv = std::hint::black_box(fam.v4_bucket(a));
-                let (lo, hi, lone_only) = fam.lone_bucket(u128::from(a), 4)?;
-                let value = if lone_only {
-                    iptrie::EMPTY
-                } else {
-                    let (ilo, ihi) = iv.ok_or_else(|| {
-                        Error::corrupt(fam.values_at, "first-level table entry out of range")
-                    })?;
-                    fam.search_v4(ilo, ihi, a)?
-                };
-                (fam, u128::from(a), 4, (value, lo, hi))
+                (self.v4(), u128::from(u32::from(a)), 4)
             }
-            IpAddr::V6(a) => {
-                let fam = self.v6();
-                let key = u128::from(a);
-                let (lo, hi, lone_only) = fam.lone_bucket(key, 16)?;
-                let value = if lone_only {
-                    iptrie::EMPTY
-                } else {
-                    fam.find_v6(key)?
-                };
-                (fam, key, 16, (value, lo, hi))
-            }
+            IpAddr::V6(a) => (self.v6(), u128::from(a), 16),
         };
-        let (value, lo, hi) = value;
+        let value = if width == 4 {
+            fam.find_v4(key as u32)?
+        } else {
+            fam.find_v6(key)?
+        };
         if value == iptrie::EMPTY {
             // A lone address is, by construction, outside every prefix interval.
-            for i in fam.lone_range(lo, hi, key, width) {
+            for i in fam.find_lone(key, width)? {
                 f(self.checked(fam.lone_id(i)?)?)?;
             }
             return Ok(());

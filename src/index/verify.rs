@@ -94,9 +94,7 @@ impl<S: AsRef<[u8]>> Index<S> {
             self.checked(fam.lone_id(i)?)?;
         }
         for b in 0..=(1usize << fam.lone_l1_bits) {
-            if format::u32_at(fam.lone_l1, b * 4)
-                .is_none_or(|v| (v & !iptrie::LONE_ONLY) as usize > m)
-            {
+            if format::u32_at(fam.lone_l1, b * 4).is_none_or(|v| v as usize > m) {
                 return Err(Error::corrupt(
                     self.at(sects[3]) + b * 4,
                     "lone first-level table out of range",
