@@ -39,7 +39,7 @@
 //! # Many lookups
 //!
 //! A lookup's cost is mostly waiting for memory: the first byte it reads (the IPv4 occupancy
-//! bitmap, a name's hash slot) is rarely cached. [`Index::visit_ips`] and
+//! bitmap, a name's hash bucket) is rarely cached. [`Index::visit_ips`] and
 //! [`Index::visit_domains`] take a slice of keys and read those first bytes for groups of keys
 //! back to back, so the cache misses overlap; they answer exactly as the single lookups do.
 //! [`Index::field`] reads one string of a record without decoding the others.

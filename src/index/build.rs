@@ -57,7 +57,7 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     );
     let (records, blocks, strings) = recs?;
     let ip = ip?;
-    let ((slots, entries), flags) = strs?;
+    let (strs, flags) = strs?;
     let bodies: [&[u8]; SECTIONS] = [
         &records,
         &blocks,
@@ -71,8 +71,8 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
         &ip.v6.l1,
         &ip.nodes,
         &ip.postings,
-        &slots,
-        &entries,
+        &strs.slots,
+        &strs.entries,
         &ip.v4.lone_addrs,
         &ip.v4.lone_ids,
         &ip.v4.lone_l1,
@@ -95,6 +95,8 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     out[50] = ip.v6.l1_bits;
     out[51] = ip.v4.lone_l1_bits;
     out[52] = ip.v6.lone_l1_bits;
+    out[56..60].copy_from_slice(&strs.buckets.to_le_bytes());
+    out[60..64].copy_from_slice(&strs.keys.to_le_bytes());
     for (i, body) in bodies.iter().enumerate() {
         while out.len() % 8 != 0 {
             out.push(0);

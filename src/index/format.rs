@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
@@ -57,9 +57,11 @@ pub enum Section {
     Nodes,
     /// Posting lists: `count u32` then `count` record ids.
     Postings,
-    /// String-key hash slots, `u64` each: `(hash & 0xffff_ffff) << 32 | (entry offset + 1)`, 0 = empty.
+    /// String-key directory and fingerprints: per bucket and one past the last, `u32` first key
+    /// index and `u32` first entry offset; then a `u16` fingerprint per key, padded to 8 bytes.
     StrSlots,
-    /// String-key entries: `tag u8`, `varint len`, key bytes, `varint n`, `n` × `u32` ids.
+    /// String-key entries, bucket by bucket: `tag u8`, `varint len`, key bytes, `varint n`,
+    /// `n` × `u32` ids.
     StrEntries,
     /// Lone IPv4 addresses (no enclosing or enclosed prefix), `u32` each, ascending.
     V4LoneAddrs,
@@ -128,6 +130,10 @@ pub struct Layout {
     pub v4_lone_l1_bits: u8,
     /// log2 of the lone IPv6 first-level table size.
     pub v6_lone_l1_bits: u8,
+    /// Number of string-key buckets (at least 1).
+    pub str_buckets: u32,
+    /// Number of string keys.
+    pub str_keys: u32,
     /// `(offset, len)` of each section.
     pub sections: [(usize, usize); SECTIONS],
 }
@@ -146,6 +152,7 @@ pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 
 /// Reads a LEB128 varint (at most 10 bytes, fitting in u64); returns the value and the offset
 /// after it.
+#[inline]
 pub(crate) fn varint_at(b: &[u8], mut off: usize) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
@@ -241,6 +248,8 @@ impl Layout {
         {
             return Err(Error::corrupt(48, "table size out of range"));
         }
+        let str_buckets = u32_at(b, 56).ok_or_else(|| short(56))?;
+        let str_keys = u32_at(b, 60).ok_or_else(|| short(60))?;
         let mut sections = [(0usize, 0usize); SECTIONS];
         for (i, s) in sections.iter_mut().enumerate() {
             let at = FIXED_HEADER + 16 * i;
@@ -269,6 +278,8 @@ impl Layout {
             v6_l1_bits,
             v4_lone_l1_bits,
             v6_lone_l1_bits,
+            str_buckets,
+            str_keys,
             sections,
         };
         l.check_shapes()?;
@@ -335,8 +346,13 @@ impl Layout {
         want(Postings, self.len(Postings) % 4 == 0, "bad length")?;
         want(
             StrSlots,
-            self.len(StrSlots) % 8 == 0 && self.len(StrSlots) >= 8,
-            "bad length",
+            self.str_buckets >= 1
+                && Some(self.len(StrSlots))
+                    == super::strtable::slots_len(
+                        self.str_buckets as usize,
+                        self.str_keys as usize,
+                    ),
+            "length disagrees with the bucket and key counts",
         )?;
         want(V4LoneAddrs, self.len(V4LoneAddrs) % 4 == 0, "bad length")?;
         want(

@@ -198,27 +198,37 @@ fn build_family(
         }
     }
     // Materialize nodes, except lone single-record prefixes, which go straight into intervals.
+    // A single-record prefix without a parent answers its own intervals with `TAG | record`
+    // even when it has children (they still name its node as their parent): a lookup there
+    // reads no node.
     let too_large = || Error::TooLarge("more than 2^31 IP prefixes or postings".into());
     let mut value = vec![EMPTY; list.len()];
+    let mut node_of = vec![NONE; list.len()];
     let mut node_count = nodes.len() / 8;
     for (i, (_, ids)) in list.iter().enumerate() {
         if is_lone[i] {
             continue;
         }
-        if parent[i] == usize::MAX && !has_child[i] && ids.len() == 1 {
+        let top_single = parent[i] == usize::MAX && ids.len() == 1;
+        if top_single {
             value[i] = TAG | ids[0].2;
-            continue;
+            if !has_child[i] {
+                continue;
+            }
         }
         let idx = u32::try_from(node_count)
             .ok()
             .filter(|&n| n < TAG)
             .ok_or_else(too_large)?;
         node_count += 1;
-        value[i] = idx;
+        node_of[i] = idx;
+        if !top_single {
+            value[i] = idx;
+        }
         let p = if parent[i] == usize::MAX {
             NONE
         } else {
-            value[parent[i]]
+            node_of[parent[i]]
         };
         let post = if ids.len() == 1 {
             TAG | ids[0].2

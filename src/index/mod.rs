@@ -194,9 +194,16 @@ impl<S: AsRef<[u8]>> Index<S> {
         }
     }
 
+    #[inline]
     fn strtable(&self) -> StrTable<'_> {
+        // The section holds the directory, then the fingerprints (lengths checked at open).
+        let slots = self.sect(Section::StrSlots);
+        let buckets = self.layout.str_buckets as usize;
+        let (dir, fps) = slots.split_at(((buckets + 1) * 8).min(slots.len()));
         StrTable {
-            slots: self.sect(Section::StrSlots),
+            dir,
+            fps: fps.get(..self.layout.str_keys as usize * 2).unwrap_or(&[]),
+            buckets: buckets.max(1),
             entries: self.sect(Section::StrEntries),
             entries_at: self.at(Section::StrEntries),
             slots_at: self.at(Section::StrSlots),
@@ -252,15 +259,16 @@ impl<S: AsRef<[u8]>> Index<S> {
         )
     }
 
-    /// The byte [`Index::domain_absent`] reads first for `normalized` (see
-    /// [`Index::ipv4_probe_byte`]).
+    /// The byte of the string table's fingerprints that [`Index::domain_absent`] decides on for
+    /// `normalized` (see [`Index::ipv4_probe_byte`]; finding it reads the table's small bucket
+    /// directory).
     #[inline]
     pub fn domain_probe_byte(&self, normalized: &str) -> Option<&u8> {
         self.strtable()
-            .first_slot(Kind::Domain.tag(), normalized.as_bytes())
+            .first_probe(Kind::Domain.tag(), normalized.as_bytes())
     }
 
-    /// Whether the string table's slots prove that no domain indicator equals `normalized` (a
+    /// Whether the string table's fingerprints prove that no domain indicator equals `normalized` (a
     /// name as [`normalize_domain`](crate::indicator::normalize_domain) returns it; `false` means "look it up"). With `raw_too`,
     /// also that no raw `DomainName` string can equal it, so the KQL-exact join finds nothing
     /// either. Exact names only: says nothing about label suffixes.
@@ -278,7 +286,20 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     #[inline]
-    pub fn visit_ip(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+    pub fn visit_ip(&self, addr: IpAddr, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
+        // Most lookups are IPv4 misses that one bit answers: only that test is inlined into
+        // the caller's loop, whatever else the compiler decides to inline.
+        if let IpAddr::V4(a) = addr {
+            if self.v4_bitmap_absent(u32::from(a)) {
+                return Ok(());
+            }
+        }
+        self.visit_ip_rest(addr, f)
+    }
+
+    /// [`Index::visit_ip`] past the IPv4 bitmap test.
+    #[inline(never)]
+    fn visit_ip_rest(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
         let (fam, key, width) = match canonical(addr) {
             IpAddr::V4(a) => {
                 // Most lookups miss: one bit answers them, before anything else is set up.
@@ -420,7 +441,7 @@ impl<S: AsRef<[u8]>> Index<S> {
 
     /// [`Index::visit_domain`] for many names: calls `f(i, id)` for every domain record
     /// matching `names[i]`, in order of `i`. The same answers, faster for large inputs: the
-    /// first hash slot of every name of a group (and, with `suffix`, of its label suffixes) is
+    /// first fingerprint of every name of a group (and, with `suffix`, of its label suffixes) is
     /// read back to back before any name is decided (see [`Index::visit_ips`]).
     ///
     /// # Errors
@@ -462,12 +483,15 @@ impl<S: AsRef<[u8]>> Index<S> {
                     }
                 }
             }
-            // Two rounds of overlapped misses: the slots, then the entries they point to.
+            // Two rounds of overlapped misses: the fingerprints (through the directory), then
+            // the entries of the buckets with a matching fingerprint.
             bytes.clear();
-            bytes.extend(probes.iter().map(|p| table.first_slot_hashed(p.3)));
+            bytes.extend(probes.iter().map(|p| table.first_probe_hashed(p.3)));
             touch(&bytes);
             bytes.clear();
-            bytes.extend(probes.iter().map(|p| table.entry_byte_hashed(p.3)));
+            for p in &probes {
+                table.entry_bytes_hashed(p.3, |b| bytes.push(b));
+            }
             touch(&bytes);
             let mut next = 0;
             for (k, name) in group.iter().enumerate() {

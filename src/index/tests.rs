@@ -157,6 +157,93 @@ fn v6_random_prefixes_match_brute_force() {
     idx.verify().unwrap();
 }
 
+#[test]
+fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() {
+    // Lone addresses spread over the whole space, prefixes (top-level single-record ones with
+    // children among them) in a few regions only: exact answers at the lone addresses, their
+    // neighbours, and lone first-level bucket edges.
+    for seed in 0..3u64 {
+        let mut r = Rng(100 + seed);
+        let mut inds = Vec::new();
+        for _ in 0..4000 {
+            inds.push(ip_ind(&Ipv4Addr::from(r.next() as u32).to_string()));
+        }
+        for _ in 0..300 {
+            let len = 12 + r.below(21) as u8;
+            let a = ((r.below(8) as u32 + 40) << 24) | (r.next() as u32 & 0x00ff_ffff);
+            let net = IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(a), len).unwrap()).trunc();
+            inds.push(ip_ind(&net.to_string()));
+        }
+        let idx = build_index(&inds);
+        let fam = idx.v4();
+        let mut probes: Vec<u32> = (0..3000).map(|_| r.next() as u32).collect();
+        let shift = 32 - u32::from(fam.lone_l1_bits);
+        for ind in &inds {
+            if let Key::Ip(IpNet::V4(n)) = &ind.keys[0] {
+                let a = u32::from(n.network());
+                probes.extend([a, a.wrapping_add(1), a.wrapping_sub(1)]);
+                probes.push(u32::from(n.broadcast()).wrapping_add(1));
+                let b = a >> shift;
+                probes.push(b << shift);
+                probes.push(((b + 1) << shift).wrapping_sub(1));
+            }
+        }
+        for a in probes {
+            let a = IpAddr::V4(Ipv4Addr::from(a));
+            assert_eq!(got(&idx, a), brute(&inds, a), "seed {seed} addr {a}");
+        }
+        idx.verify().unwrap();
+    }
+}
+
+#[test]
+fn many_domains_match_a_reference_map() {
+    // Enough keys for thousands of string-table buckets: every key found with all its ids,
+    // misses miss, domain_absent never rules out a present key, batch = single lookups.
+    let mut r = Rng(7);
+    let mut inds = Vec::new();
+    let mut want: std::collections::HashMap<String, Vec<u32>> = Default::default();
+    for i in 0..20_000u32 {
+        let name = if i > 0 && r.below(10) == 0 {
+            inds.get(r.below(u64::from(i)) as usize)
+                .map(|d: &Indicator| d.raw_value.clone())
+                .unwrap_or_default()
+        } else {
+            format!("h{:x}.example{}.com", r.next() % 100_000_000, r.below(50))
+        };
+        want.entry(name.clone()).or_default().push(i);
+        inds.push(str_ind(Kind::Domain, &name));
+    }
+    let idx = build_index(&inds);
+    let mut names: Vec<String> = want.keys().cloned().collect();
+    names.sort();
+    names.extend((0..20_000).map(|_| format!("m{:x}.example.com", r.next())));
+    for name in &names {
+        let mut ids = Vec::new();
+        idx.visit_domain(name, false, |id| {
+            ids.push(id);
+            Ok(())
+        })
+        .unwrap();
+        let expect = want.get(name).cloned().unwrap_or_default();
+        assert_eq!(ids, expect, "{name}");
+        if !expect.is_empty() {
+            assert!(!idx.domain_absent(name, false), "{name}");
+            assert!(idx.domain_probe_byte(name).is_some());
+        }
+    }
+    let mut batch: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
+    idx.visit_domains(&names, false, |i, id| {
+        batch[i].push(id);
+        Ok(())
+    })
+    .unwrap();
+    for (name, ids) in names.iter().zip(batch) {
+        assert_eq!(ids, want.get(name).cloned().unwrap_or_default(), "{name}");
+    }
+    idx.verify().unwrap();
+}
+
 fn str_ind(kind: Kind, v: &str) -> Indicator {
     Indicator::for_key(Key::parse_as(kind, v).unwrap(), v, Origin::Plain)
 }
