@@ -210,10 +210,7 @@ fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
         21..=27 if body[19] == b'.' => (&body[..19], &body[20..]),
         _ => return None,
     };
-    let d2 = |i: usize| -> Option<u32> {
-        let (h, l) = (date[i].wrapping_sub(b'0'), date[i + 1].wrapping_sub(b'0'));
-        (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
-    };
+    let d2 = |i: usize| two_digits(date, i);
     if date[4] != b'-' || date[7] != b'-' || date[10] != b'T' || date[13] != b':' {
         return None;
     }
@@ -222,6 +219,19 @@ fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
     }
     let y = d2(0)? * 100 + d2(2)?;
     let (mo, d, h, mi, s) = (d2(5)?, d2(8)?, d2(11)?, d2(14)?, d2(17)?);
+    Some(assemble(i64::from(y), mo, d, h, mi, s, ticks7(frac)?, 0))
+}
+
+/// The two ASCII digits at `b[i..i + 2]` as a number.
+#[inline]
+fn two_digits(b: &[u8], i: usize) -> Option<u32> {
+    let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
+}
+
+/// Up to seven fraction digits as 100 ns ticks (`None` on a non-digit).
+#[inline]
+fn ticks7(frac: &[u8]) -> Option<i64> {
     let mut sub = 0i64;
     for k in 0..7 {
         let digit = match frac.get(k) {
@@ -231,7 +241,7 @@ fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
         };
         sub = sub * 10 + digit;
     }
-    Some(assemble(i64::from(y), mo, d, h, mi, s, sub, 0))
+    Some(sub)
 }
 
 /// Parses the times of one log in order, as [`Timestamp::parse`] does, remembering the hour
@@ -295,20 +305,8 @@ fn within_hour(rest: &[u8], base: i64) -> Option<Option<Timestamp>> {
     if ms[0] != b':' || ms[3] != b':' {
         return None;
     }
-    let d2 = |i: usize| -> Option<i64> {
-        let (h, l) = (ms[i].wrapping_sub(b'0'), ms[i + 1].wrapping_sub(b'0'));
-        (h < 10 && l < 10).then(|| i64::from(h) * 10 + i64::from(l))
-    };
-    let (mi, s) = (d2(1)?, d2(4)?);
-    let mut sub = 0i64;
-    for k in 0..7 {
-        let digit = match frac.get(k) {
-            Some(c) if c.is_ascii_digit() => i64::from(c - b'0'),
-            Some(_) => return None,
-            None => 0,
-        };
-        sub = sub * 10 + digit;
-    }
+    let (mi, s) = (i64::from(two_digits(ms, 1)?), i64::from(two_digits(ms, 4)?));
+    let sub = ticks7(frac)?;
     // As `assemble` checks (a leap second folds into the next minute).
     if mi > 59 || s > 60 {
         return Some(None);
