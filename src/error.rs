@@ -20,7 +20,7 @@ pub enum Error {
     #[error("not an iocmatch index (bad magic bytes at offset 0)")]
     NotAnIndex,
     /// The index was written by an incompatible format version.
-    #[error("unsupported index format version {found} (this build reads version {expected})")]
+    #[error("unsupported index format version {found} (this build reads version {expected}; recompile the feeds with `iocmatch compile`)")]
     Version {
         /// The version this build reads.
         expected: u32,

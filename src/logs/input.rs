@@ -390,6 +390,14 @@ mod tests {
         }
     }
 
+    /// Up to `max` bytes drawn from `alphabet`.
+    fn random_bytes(rng: &mut crate::gen::Rng, alphabet: &[u8], max: u64) -> Vec<u8> {
+        let len = rng.below(max) as usize;
+        (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+            .collect()
+    }
+
     /// The backward walk against a forward byte-by-byte parity scan, on random mixes of
     /// quotes, newlines and text, from both parities.
     #[test]
@@ -407,12 +415,8 @@ mod tests {
             last
         }
         let mut rng = crate::gen::Rng::new(0x5eed_b0d1);
-        let alphabet = b"ab\"\n,\r";
         for _ in 0..20_000 {
-            let len = rng.below(40) as usize;
-            let b: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                .collect();
+            let b = random_bytes(&mut rng, b"ab\"\n,\r", 40);
             for odd in [false, true] {
                 assert_eq!(
                     last_boundary(&b, true, odd),
@@ -430,12 +434,8 @@ mod tests {
     #[test]
     fn split_window_equals_boundary_then_split() {
         let mut rng = crate::gen::Rng::new(0x5717_0001);
-        let alphabet = b"abc,\"\n";
         for _ in 0..3_000 {
-            let len = rng.below(300) as usize;
-            let b: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                .collect();
+            let b = random_bytes(&mut rng, b"abc,\"\n", 300);
             let target = 1 + rng.below(64) as usize;
             for quoted in [true, false] {
                 let take = last_boundary(&b, quoted, false);
