@@ -95,7 +95,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     /// ([`Matcher::surely_no_match`]): a valid IPv4 key of the network query, or a valid name
     /// of the DNS query (exact lookups only), when the query matches its key alone.
     #[inline]
-    fn probe_key<'f>(&self, fields: &'f Fields<'_>) -> Probe<'f> {
+    fn probe_key(&self, fields: &Fields<'_>) -> Probe {
         if self.opts.match_fields != [Logical::Key] {
             return Probe::Unknown;
         }
@@ -109,7 +109,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
             // Normalized mode must still see an implausible name, to count it.
             Query::Dns if kql || (!self.opts.subdomains && plausible_domain(key)) => {
                 match normalize_domain_cow(key) {
-                    Ok(d) => Probe::Domain(d),
+                    Ok(d) => Probe::Domain(crate::index::domain_hash(&d)),
                     Err(_) => Probe::Unknown,
                 }
             }
@@ -120,12 +120,12 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     /// Whether the index proves, from one bit or one run of hash slots, that a record whose
     /// [`Matcher::probe_key`] is `key` matches nothing. `false` means "match it".
     #[inline]
-    fn surely_no_match(&self, key: &Probe<'_>) -> bool {
+    fn surely_no_match(&self, key: &Probe) -> bool {
         let kql = self.opts.semantics == Semantics::Kql;
         match key {
             Probe::Unknown => false,
             Probe::V4(a) => self.index.ipv4_absent(*a, kql),
-            Probe::Domain(d) => self.index.domain_absent(d, kql),
+            Probe::Domain(h) => self.index.domain_absent_hashed(*h, kql),
         }
     }
 
@@ -213,13 +213,13 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
 }
 
 /// A record's key, prepared for [`Matcher::surely_no_match`].
-enum Probe<'f> {
+enum Probe {
     /// No cheap proof applies.
     Unknown,
     /// A network event's IPv4 key.
     V4(std::net::Ipv4Addr),
-    /// A DNS event's name, normalized.
-    Domain(std::borrow::Cow<'f, str>),
+    /// The string-table hash of a DNS event's name, normalized.
+    Domain(u64),
 }
 
 /// One item of a scanned chunk, in input order.
@@ -249,7 +249,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut F| {
         // Passes: keys; memory touches, back to back and unconditional so that their cache
         // misses overlap; absence checks on what is now cached; the records.
-        let keys: Vec<Probe<'_>> = batch
+        let keys: Vec<Probe> = batch
             .iter()
             .map(|item| match item {
                 Item::Record(_, _, fields, _) => m.probe_key(fields),
@@ -261,7 +261,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             *byte = match key {
                 Probe::Unknown => None,
                 Probe::V4(a) => m.index.ipv4_probe_byte(*a),
-                Probe::Domain(d) => m.index.domain_probe_byte(d),
+                Probe::Domain(h) => m.index.domain_probe_byte_hashed(*h),
             };
         }
         crate::index::touch(&bytes);

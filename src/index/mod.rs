@@ -264,8 +264,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// directory).
     #[inline]
     pub fn domain_probe_byte(&self, normalized: &str) -> Option<&u8> {
-        self.strtable()
-            .first_probe(Kind::Domain.tag(), normalized.as_bytes())
+        self.domain_probe_byte_hashed(domain_hash(normalized))
     }
 
     /// Whether the string table's fingerprints prove that no domain indicator equals `normalized` (a
@@ -274,8 +273,20 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// either. Exact names only: says nothing about label suffixes.
     #[inline]
     pub fn domain_absent(&self, normalized: &str, raw_too: bool) -> bool {
-        self.strtable()
-            .surely_absent(Kind::Domain.tag(), normalized.as_bytes())
+        self.domain_absent_hashed(domain_hash(normalized), raw_too)
+    }
+
+    /// [`Index::domain_probe_byte`] of a name whose [`domain_hash`] is `h`: a batch hashes each
+    /// name once for both calls.
+    #[inline]
+    pub(crate) fn domain_probe_byte_hashed(&self, h: u64) -> Option<&u8> {
+        self.strtable().first_probe_hashed(h)
+    }
+
+    /// [`Index::domain_absent`] of a name whose [`domain_hash`] is `h`.
+    #[inline]
+    pub(crate) fn domain_absent_hashed(&self, h: u64, raw_too: bool) -> bool {
+        self.strtable().surely_absent_hashed(h)
             && (!raw_too || self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0)
     }
 
@@ -705,6 +716,13 @@ impl<S: AsRef<[u8]>> Index<S> {
 /// Keys per group of the batch lookups: enough independent memory reads to keep the memory
 /// system busy, few enough that their cache lines are still there when the group is decided.
 const PROBE_GROUP: usize = 32;
+
+/// The string-table hash of a normalized domain name, for [`Index::domain_probe_byte_hashed`]
+/// and [`Index::domain_absent_hashed`].
+#[inline]
+pub(crate) fn domain_hash(normalized: &str) -> u64 {
+    hash(Kind::Domain.tag(), normalized.as_bytes())
+}
 
 /// An address with IPv4-mapped IPv6 folded to IPv4, as the index stores them.
 #[inline]

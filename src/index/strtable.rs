@@ -284,7 +284,7 @@ impl<'a> StrTable<'a> {
 
     /// The first fingerprint byte of the bucket `(tag, key)` falls in: what a lookup reads
     /// after the directory.
-    #[inline]
+    #[cfg(test)]
     pub fn first_probe(&self, tag: u8, key: &[u8]) -> Option<&'a u8> {
         self.first_probe_hashed(hash(tag, key))
     }
@@ -325,9 +325,14 @@ impl<'a> StrTable<'a> {
 
     /// Whether the fingerprints alone prove that `(tag, key)` is absent: none in its bucket
     /// matches. `false` = maybe. Reads no entry: the batched pre-probe of the hunt.
-    #[inline]
+    #[cfg(test)]
     pub fn surely_absent(&self, tag: u8, key: &[u8]) -> bool {
-        let h = hash(tag, key);
+        self.surely_absent_hashed(hash(tag, key))
+    }
+
+    /// [`StrTable::surely_absent`] of a key whose [`hash`] is `h`.
+    #[inline]
+    pub fn surely_absent_hashed(&self, h: u64) -> bool {
         let want = fingerprint(h).to_le_bytes();
         self.bucket(h)
             .and_then(|b| self.fingerprints(b))
