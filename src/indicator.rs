@@ -6,6 +6,7 @@
 //! time: IPs canonical, domains lowercase without the trailing dot, hashes lowercase hex of a
 //! valid length, URLs with lowercase scheme and host. No I/O lives in this module.
 
+use crate::swar;
 use crate::time::Timestamp;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::borrow::Cow;
@@ -426,44 +427,20 @@ fn ipv4_prefix(b: &[u8]) -> Option<([u8; 4], usize)> {
 /// this once per record.
 #[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let n = b.len();
     if !(7..=15).contains(&n) {
         return None;
     }
     // Eight bytes at a time, without a data-dependent branch (the octet lengths of real
     // addresses vary at random, and a branch per digit mispredicts): the dots as bits, and
-    // whether any byte is neither a dot nor a digit. The words are read from `b` itself (a
-    // copy to a padded buffer stalls the loads on the stores); padding is '0'.
-    let zeros = ONES * u64::from(b'0');
-    let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok());
-    let (w0, w1) = match (word(0), word(n.saturating_sub(8))) {
-        (Some(w0), Some(last)) => {
-            let last = u64::from_le_bytes(last);
-            // Bytes 8..n: the top of the last word, moved down; '0' above them.
-            let tail = last.checked_shr(8 * (16 - n as u32)).unwrap_or(0);
-            let fill = zeros.checked_shl(8 * (n as u32 - 8)).unwrap_or(0);
-            (u64::from_le_bytes(w0), tail | fill)
-        }
-        _ => {
-            let mut w0 = [b'0'; 8];
-            w0[..n].copy_from_slice(b);
-            (u64::from_le_bytes(w0), zeros)
-        }
-    };
+    // whether any byte is neither a dot nor a digit. Padding is '0'.
     let mut dots = 0u32;
     let mut other = 0u64;
-    for (half, w) in [w0, w1].into_iter().enumerate() {
-        let x = w ^ (ONES * u64::from(b'.'));
-        let dot = !(((x & LOW7) + LOW7) | x) & HIGH;
-        // A byte is a digit when (byte ^ '0') < 10.
-        let y = w ^ (ONES * u64::from(b'0'));
-        let not_digit = (((y & LOW7) + ONES * (0x80 - 10)) | y) & HIGH;
-        other |= not_digit & !dot;
-        // The high bit of byte j to bit j (distinct partial products: no carries).
-        dots |= ((((dot >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56) as u32) << (8 * half);
+    for half in 0..2 {
+        let w = swar::word(b, 8 * half, b'0');
+        let dot = swar::eq(w, b'.');
+        other |= !(swar::in_range(w, b'0', b'9') | dot) & swar::HIGH;
+        dots |= swar::bits(dot) << (8 * half);
     }
     if other != 0 || dots.count_ones() != 3 {
         return None;
@@ -558,14 +535,7 @@ fn normalize_domain_general(s: &str) -> Result<String, KeyError> {
 /// space, a trailing dot...) and the general rules must decide.
 #[inline]
 fn normal_ascii_domain(b: &[u8]) -> Option<bool> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // High bit of each byte >= n (for ASCII bytes: `b | 0x80` minus n borrows from no neighbour).
-    let ge = |w: u64, n: u8| ((w | HIGH) - ONES * u64::from(n)) & HIGH;
-    let eq = |w: u64, c: u8| {
-        let x = w ^ (ONES * u64::from(c));
-        !(((x & !HIGH) + !HIGH) | x) & HIGH
-    };
+    use swar::{eq, in_range};
     if b.is_empty() || b.len() > 253 || b.last() == Some(&b'.') {
         // Empty, too long, or a trailing dot (stripped by the general rules).
         return None;
@@ -575,33 +545,13 @@ fn normal_ascii_domain(b: &[u8]) -> Option<bool> {
     // the verdict (this path only ever accepts what they accept unchanged).
     let mut letters = 0u64;
     let mut run = 0usize;
-    let words = b.chunks_exact(8);
-    let tail = words.remainder();
-    let last = (!tail.is_empty()).then(|| {
-        let n = tail.len();
-        // The tail, '0'-padded: from the input's last eight bytes when there are eight (a
-        // copy to a buffer stalls the load on the stores).
-        let w = match b.get(b.len().wrapping_sub(8)..) {
-            Some(end) => {
-                let end = u64::from_le_bytes(end.try_into().unwrap_or_default());
-                (end >> (8 * (8 - n))) | ((ONES * u64::from(b'0')) << (8 * n))
-            }
-            None => {
-                let mut pad = [b'0'; 8];
-                pad[..n].copy_from_slice(tail);
-                u64::from_le_bytes(pad)
-            }
-        };
-        (w, n)
-    });
-    let full = words.map(|w| (u64::from_le_bytes(w.try_into().unwrap_or_default()), 8));
-    for (w, len) in full.chain(last) {
-        let ascii = !w & HIGH;
-        let lower = ge(w, b'a') & !ge(w, b'z' + 1);
-        let digit = ge(w, b'0') & !ge(w, b'9' + 1);
-        let letter = lower | eq(w, b'-') | eq(w, b'_');
+    for at in (0..b.len()).step_by(8) {
+        // '0' pads the last word: a digit, neither a letter nor a dot.
+        let w = swar::word(b, at, b'0');
+        let len = (b.len() - at).min(8);
+        let letter = in_range(w, b'a', b'z') | eq(w, b'-') | eq(w, b'_');
         let dot = eq(w, b'.');
-        if (letter | digit | dot) & ascii != HIGH {
+        if letter | in_range(w, b'0', b'9') | dot != swar::HIGH {
             return None;
         }
         letters |= letter;

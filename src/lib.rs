@@ -60,6 +60,7 @@ pub mod indicator;
 pub mod ingest;
 pub mod logs;
 mod mmap;
+mod swar;
 pub mod sync;
 pub mod time;
 

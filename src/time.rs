@@ -202,14 +202,7 @@ fn assemble(
 /// when `b` has another layout (the general parser decides), else the parse result.
 #[inline]
 fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
-    let (&b'Z', body) = b.split_last()? else {
-        return None;
-    };
-    let (date, frac) = match body.len() {
-        19 => (body, &[][..]),
-        21..=27 if body[19] == b'.' => (&body[..19], &body[20..]),
-        _ => return None,
-    };
+    let (date, sub) = fixed_then_fraction(b, 19)?;
     let d2 = |i: usize| two_digits(date, i);
     if date[4] != b'-' || date[7] != b'-' || date[10] != b'T' || date[13] != b':' {
         return None;
@@ -219,7 +212,22 @@ fn parse_iso_fixed(b: &[u8]) -> Option<Option<Timestamp>> {
     }
     let y = d2(0)? * 100 + d2(2)?;
     let (mo, d, h, mi, s) = (d2(5)?, d2(8)?, d2(11)?, d2(14)?, d2(17)?);
-    Some(assemble(i64::from(y), mo, d, h, mi, s, ticks7(frac)?, 0))
+    Some(assemble(i64::from(y), mo, d, h, mi, s, sub, 0))
+}
+
+/// Splits `<fixed bytes>[.f{1,7}]Z` into the fixed part (`len` bytes, unchecked) and the
+/// fraction as ticks; `None` for any other shape.
+#[inline]
+fn fixed_then_fraction(b: &[u8], len: usize) -> Option<(&[u8], i64)> {
+    let (&b'Z', body) = b.split_last()? else {
+        return None;
+    };
+    let (fixed, frac) = match body.len().checked_sub(len)? {
+        0 => (body, &[][..]),
+        2..=8 if body[len] == b'.' => (&body[..len], &body[len + 1..]),
+        _ => return None,
+    };
+    Some((fixed, ticks7(frac)?))
 }
 
 /// The two ASCII digits at `b[i..i + 2]` as a number.
@@ -294,19 +302,11 @@ impl TimeCursor {
 /// [`parse_iso_fixed`] would give for the whole string).
 #[inline]
 fn within_hour(rest: &[u8], base: i64) -> Option<Option<Timestamp>> {
-    let (&b'Z', body) = rest.split_last()? else {
-        return None;
-    };
-    let (ms, frac) = match body.len() {
-        6 => (body, &[][..]),
-        8..=14 if body[6] == b'.' => (&body[..6], &body[7..]),
-        _ => return None,
-    };
+    let (ms, sub) = fixed_then_fraction(rest, 6)?;
     if ms[0] != b':' || ms[3] != b':' {
         return None;
     }
     let (mi, s) = (i64::from(two_digits(ms, 1)?), i64::from(two_digits(ms, 4)?));
-    let sub = ticks7(frac)?;
     // As `assemble` checks (a leap second folds into the next minute).
     if mi > 59 || s > 60 {
         return Some(None);

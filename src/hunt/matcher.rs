@@ -213,6 +213,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
 }
 
 /// A record's key, prepared for [`Matcher::surely_no_match`].
+#[derive(Clone, Copy)]
 enum Probe {
     /// No cheap proof applies.
     Unknown,
@@ -249,13 +250,12 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut F| {
         // Passes: keys; memory touches, back to back and unconditional so that their cache
         // misses overlap; absence checks on what is now cached; the records.
-        let keys: Vec<Probe> = batch
-            .iter()
-            .map(|item| match item {
-                Item::Record(_, _, fields, _) => m.probe_key(fields),
-                Item::Bad(..) => Probe::Unknown,
-            })
-            .collect();
+        let mut keys = [Probe::Unknown; BATCH];
+        for (key, item) in keys.iter_mut().zip(batch.iter()) {
+            if let Item::Record(_, _, fields, _) = item {
+                *key = m.probe_key(fields);
+            }
+        }
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
         for (byte, key) in bytes.iter_mut().zip(&keys) {
             *byte = match key {
@@ -269,7 +269,6 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         for (no, key) in absent.iter_mut().zip(&keys) {
             *no = m.surely_no_match(key);
         }
-        drop(keys);
         for (item, no) in batch.iter_mut().zip(absent) {
             if let Item::Record(_, _, _, no_match) = item {
                 *no_match = no;

@@ -4,7 +4,7 @@
 //! count its fields. Unquoted fields borrow from the input; a quoted field borrows the text
 //! between its quotes unless it contains `""`, which is the only case that allocates.
 
-use super::{eq_mask, utf8, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use super::{utf8, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
 use std::borrow::Cow;
 
 /// Column positions of the logical fields and the header's column count.
@@ -166,24 +166,9 @@ fn plain_record<'a>(
     let mut i = pos;
     let end = 'scan: loop {
         // The next delimiter at or after `i`.
-        let k = loop {
-            match b.get(i..i + 8) {
-                Some(word) => {
-                    let w = u64::from_le_bytes(word.try_into().ok()?);
-                    let m = eq_mask(w, b',') | eq_mask(w, b'\n') | eq_mask(w, b'"');
-                    if m != 0 {
-                        break i + (m.trailing_zeros() / 8) as usize;
-                    }
-                    i += 8;
-                }
-                None => match memchr::memchr3(b',', b'\n', b'"', &b[i.min(b.len())..]) {
-                    Some(k) => break i + k,
-                    None => {
-                        take(col, start, b.len());
-                        break 'scan b.len();
-                    }
-                },
-            }
+        let Some(k) = crate::swar::find_any(b, i, [b',', b'\n', b'"']) else {
+            take(col, start, b.len());
+            break 'scan b.len();
         };
         match b[k] {
             b',' => {

@@ -3,7 +3,7 @@
 //! values and skips everything else without building a DOM; strings borrow from the input
 //! unless they contain escapes.
 
-use super::{eq_mask, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use super::{Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
 use std::borrow::Cow;
 
 /// The key path of each logical field (`None` = not read).
@@ -303,16 +303,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// short, and a `memchr2` call costs more than it saves on a few bytes.
 #[inline]
 fn quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(word) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(word.try_into().ok()?);
-        let m = eq_mask(w, b'"') | eq_mask(w, b'\\');
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    memchr::memchr2(b'"', b'\\', b.get(i..)?).map(|k| i + k)
+    crate::swar::find_any(b, from, [b'"', b'\\'])
 }
 
 fn string_end(b: &[u8], p: usize) -> Option<usize> {

@@ -246,15 +246,6 @@ fn valid_prefix(b: &[u8]) -> &str {
     }
 }
 
-/// Bytes of `w` equal to `c`, as the high bit of each such byte (exact: no false positives, so
-/// the positions can be trusted without a recheck).
-#[inline(always)]
-fn eq_mask(w: u64, c: u8) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = w ^ (0x0101_0101_0101_0101 * u64::from(c));
-    !(((x & LOW7) + LOW7) | x) & 0x8080_8080_8080_8080
-}
-
 /// Test support shared by the readers' tests.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -1,0 +1,101 @@
+//! Eight bytes at a time in a `u64` (SWAR): the byte-class masks shared by the log readers and
+//! the address and name checks. A mask has the high bit of each selected byte set.
+
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Bytes of `w` equal to `c` (exact: no false positives, so positions need no recheck).
+#[inline(always)]
+pub(crate) fn eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    !(((x & !HIGH) + !HIGH) | x) & HIGH
+}
+
+/// ASCII bytes of `w` in `lo..=hi` (`hi` below 0x7f).
+#[inline(always)]
+pub(crate) fn in_range(w: u64, lo: u8, hi: u8) -> u64 {
+    // For an ASCII byte, `b | 0x80` minus n < 0x80 borrows from no neighbour.
+    let ge = |n: u8| ((w | HIGH) - ONES * u64::from(n)) & HIGH;
+    ge(lo) & !ge(hi + 1) & !w & HIGH
+}
+
+/// A mask as one bit per byte: bit `j` for byte `j` (the partial products are distinct, so
+/// nothing carries).
+#[inline(always)]
+pub(crate) fn bits(m: u64) -> u32 {
+    (((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56) as u32
+}
+
+/// The eight bytes of `b` from `at` as a little-endian word, bytes past its end read as
+/// `fill`. A short tail is taken from `b`'s last eight bytes when it has eight: copying it to
+/// a buffer first would stall the load on the stores.
+#[inline(always)]
+pub(crate) fn word(b: &[u8], at: usize, fill: u8) -> u64 {
+    if let Some(w) = b.get(at..at + 8) {
+        return u64::from_le_bytes(w.try_into().unwrap_or_default());
+    }
+    let n = b.len().saturating_sub(at) as u32;
+    let fill = (ONES * u64::from(fill)).checked_shl(8 * n).unwrap_or(0);
+    match b.get(b.len().wrapping_sub(8)..) {
+        Some(last) => {
+            let last = u64::from_le_bytes(last.try_into().unwrap_or_default());
+            last.checked_shr(8 * (8 - n)).unwrap_or(0) | fill
+        }
+        None => {
+            let mut pad = [0u8; 8];
+            let tail = b.get(at..).unwrap_or_default();
+            pad[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(pad) | fill
+        }
+    }
+}
+
+/// The first byte at or after `from` that is one of `set` (which must not hold 0).
+#[inline(always)]
+pub(crate) fn find_any<const N: usize>(b: &[u8], from: usize, set: [u8; N]) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        let w = word(b, i, 0);
+        let m = set.iter().fold(0, |m, &c| m | eq(w, c));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every helper against a byte-by-byte definition, on random words and tails.
+    #[test]
+    fn masks_words_and_search_match_bytewise() {
+        let mut rng = crate::gen::Rng::new(0x5a4a_0001);
+        let alphabet = b"09az.,\n\"\\\x00\x7f\x80\xff-_A";
+        for _ in 0..50_000 {
+            let len = rng.below(20) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
+            let at = rng.below(len as u64 + 2) as usize;
+            let want: Vec<u8> = (0..8).map(|k| *b.get(at + k).unwrap_or(&b'#')).collect();
+            let w = word(&b, at, b'#');
+            assert_eq!(w.to_le_bytes().to_vec(), want, "{b:?} {at}");
+            for (k, &c) in want.iter().enumerate() {
+                let bit = |m: u64| m >> (8 * k + 7) & 1 == 1;
+                assert_eq!(bit(eq(w, b'.')), c == b'.');
+                assert_eq!(bit(in_range(w, b'0', b'9')), c.is_ascii_digit());
+                assert_eq!(bits(eq(w, c)) >> k & 1, 1);
+            }
+            let set = [b',', b'\n', b'"'];
+            let naive = b
+                .iter()
+                .skip(at)
+                .position(|c| set.contains(c))
+                .map(|p| at + p);
+            assert_eq!(find_any(&b, at, set), naive, "{b:?} {at}");
+        }
+    }
+}
