@@ -11,7 +11,8 @@
 //! columns, `--annotate-all`, `--invert`, exit 0 without a match), order preserved on a stream
 //! large enough for parallel batches, constant memory over millions of records, trickle latency
 //! (with and without `--line-buffered`), broken pipe, hot reload in the middle of a stream (file
-//! replacement and SIGHUP), malformed records under each `--on-error`, SIGTERM.
+//! replacement and SIGHUP), malformed records under each `--on-error`, SIGTERM, records longer
+//! than the reader's blocks.
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1120,4 +1121,157 @@ fn sigterm_prints_the_summary() {
     assert!(text(&help)
         .0
         .contains("Exit status: 0 when the stream was processed"));
+}
+
+/// Records longer than the record limit (1 MiB), than the reader's block headroom (1 MiB) and
+/// than a whole block (8 MiB), between ordinary ones: under each `--on-error` they are
+/// dropped, passed unchanged, or stop the stream at their line, like any malformed record;
+/// every other record comes back whole, in order, annotated.
+#[test]
+fn records_longer_than_a_block() {
+    let (_dir, idx) = feed_f_index();
+    let idx_s = idx.to_str().unwrap();
+    let rec = |i: usize, dst: &str, pad: usize| {
+        format!(
+            r#"{{"TimeGenerated":"2024-05-01T00:00:{:02}Z","SourceIP":"10.0.0.{i}","DestinationIP":"{dst}","Pad":"{}"}}"#,
+            i % 60,
+            "x".repeat(pad)
+        )
+    };
+    let long = |i: usize| i % 10 == 4 || i % 10 == 7;
+    let mut recs = Vec::new();
+    for i in 0..40 {
+        let dst = if i % 3 == 0 { "203.0.113.7" } else { "8.8.8.8" };
+        let pad = match i % 10 {
+            4 => 3 << 20,  // longer than the limit and the headroom
+            7 => 9 << 20,  // longer than a block
+            _ => i * 1000, // ordinary
+        };
+        recs.push(rec(i, dst, pad));
+    }
+    let input = recs.join("\n") + "\n";
+    let want_ti = |i: usize| {
+        if i % 3 == 0 {
+            vec![ti(1, "DestinationIP")]
+        } else {
+            vec![]
+        }
+    };
+
+    // skip: the long records are dropped and counted.
+    let o = filter(
+        &["network", "--index", idx_s, "--annotate-all"],
+        input.as_bytes(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let kept: Vec<usize> = (0..recs.len()).filter(|&i| !long(i)).collect();
+    assert_eq!(lines.len(), kept.len(), "{err}");
+    for (l, &i) in lines.iter().zip(&kept) {
+        assert_eq!(split_ti(l, &recs[i]), want_ti(i), "record {i}");
+    }
+    assert!(
+        err.contains(
+            "40 records read, 12 matched, 32 written, 8 malformed (8 record longer than 1 MiB)"
+        ),
+        "{err}"
+    );
+
+    // pass: the long records unchanged, in their places.
+    let o = filter(
+        &[
+            "network",
+            "--index",
+            idx_s,
+            "--annotate-all",
+            "--on-error",
+            "pass",
+        ],
+        input.as_bytes(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), recs.len(), "{err}");
+    for (i, (l, r)) in lines.iter().zip(&recs).enumerate() {
+        if long(i) {
+            assert!(*l == r.as_str(), "record {i} not passed unchanged");
+        } else {
+            assert_eq!(split_ti(l, r), want_ti(i), "record {i}");
+        }
+    }
+    assert!(
+        err.contains("40 records read, 12 matched, 40 written"),
+        "{err}"
+    );
+
+    // fail: the records before the first long one, then an error naming its line.
+    let o = filter(
+        &[
+            "network",
+            "--index",
+            idx_s,
+            "--annotate-all",
+            "--on-error",
+            "fail",
+        ],
+        input.as_bytes(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(out.lines().count(), 4, "{err}");
+    assert!(err.contains("line 5: record longer than 1 MiB"), "{err}");
+}
+
+/// A record that never seems to end (256 MiB without a newline) is dropped as it streams
+/// through, not held: memory stays bounded, and the records after it are matched.
+#[test]
+fn endless_record_keeps_memory_bounded() {
+    let (_dir, idx) = feed_f_index();
+    let idx_len = std::fs::metadata(&idx).unwrap().len();
+    let hit = r#"{"TimeGenerated":"2024-05-01T00:00:00Z","SourceIP":"10.0.0.1","DestinationIP":"203.0.113.7"}"#;
+    let mut child = spawn_filter(&["network", "--index", idx.to_str().unwrap()]);
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = slurp(child.stdout.take().unwrap());
+    let err = slurp(child.stderr.take().unwrap());
+    const MIB: usize = 1 << 20;
+    let writer = thread::spawn(move || {
+        writeln!(stdin, "{hit}").unwrap();
+        stdin
+            .write_all(br#"{"TimeGenerated":"2024-05-01T00:00:00Z","Pad":""#)
+            .unwrap();
+        let pad = vec![b'x'; MIB];
+        for _ in 0..256 {
+            stdin.write_all(&pad).unwrap();
+        }
+        stdin.write_all(b"\"}\n").unwrap();
+        writeln!(stdin, "{hit}").unwrap();
+        stdin.flush().unwrap();
+        stdin
+    });
+    let stdin = writer.join().unwrap();
+    let hwm = proc_status(pid, "VmHWM:").unwrap_or(0);
+    drop(stdin);
+    let status = wait_for(&mut child, Duration::from_secs(60));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert_eq!(status.code(), Some(0), "{err}");
+    let bound = idx_len as usize + 100 * MIB;
+    assert!(hwm > 0, "no /proc/{pid}/status sample");
+    assert!(
+        (hwm as usize) < bound,
+        "peak RSS {hwm} bytes over {bound} with a 256 MiB record"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    for l in lines {
+        assert_eq!(split_ti(l, hit), vec![ti(1, "DestinationIP")]);
+    }
+    assert!(
+        err.contains(
+            "3 records read, 2 matched, 2 written, 1 malformed (1 record longer than 1 MiB)"
+        ),
+        "{err}"
+    );
 }

@@ -11,10 +11,10 @@ use iocmatch::hunt::{Expiry, HuntOptions, Query, Semantics};
 use iocmatch::index::{Index, IndexBytes};
 use iocmatch::ingest::IngestOptions;
 use iocmatch::logs::LogFormat;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,46 +118,17 @@ pub fn run(a: Args) -> Result<Outcome> {
             .context("cannot install signal handlers")?;
     }
 
-    // A reader thread turns stdin into chunks as they arrive, so the main loop can notice
-    // signals and index replacements while the input is idle.
-    // A pipe delivers at most its capacity (64 KiB) per read; queueing up to 128 reads lets a
-    // fast stream build batches of several MiB for the parallel scan, while memory stays bounded
-    // by what is queued.
-    // Buffers go back to the reader once their bytes are copied out, so a long stream reads
-    // into a fixed set of buffers (no allocation or copy per read), and what is queued stays
-    // under QUEUE x READ_BUF bytes.
-    const QUEUE: usize = 128;
-    const READ_BUF: usize = 256 << 10;
-    let (tx, rx) = sync_channel::<std::io::Result<(Vec<u8>, usize)>>(QUEUE);
-    let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            let mut buf = pool_rx.try_recv().unwrap_or_else(|_| vec![0u8; READ_BUF]);
-            match stdin.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if tx.send(Ok((buf, n))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
+    // A reader thread turns stdin into large blocks (see `blocks`), so the main loop can
+    // notice signals and index replacements while the input is idle.
+    let blocks = super::blocks::spawn();
 
     let mut filter = Filter::new(opts.clone(), mode, on_error, "<stdin>");
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut pending: Vec<u8> = Vec::new();
+    // The unfinished record at the end of the last block, put in front of the next one.
+    let mut carry: Vec<u8> = Vec::new();
     let mut obuf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut last_check = Instant::now();
-    let mut eof = false;
-    let mut paused = false;
     let result = (|| -> Result<()> {
         loop {
             if term.load(Ordering::Relaxed) {
@@ -194,39 +165,33 @@ pub fn run(a: Args) -> Result<Outcome> {
             } else if last_check.elapsed() > Duration::from_millis(500) {
                 last_check = Instant::now();
             }
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(chunk) => {
-                    let (buf, n) = chunk.context("reading stdin")?;
-                    pending.extend_from_slice(&buf[..n]);
-                    let _ = pool_tx.send(buf);
-                    // Take what else has arrived, up to a large batch, before working; if the
-                    // queue runs dry first, the input has paused and the output is flushed.
-                    paused = true;
-                    while pending.len() < (8 << 20) {
-                        match rx.try_recv() {
-                            Ok(c) => {
-                                let (buf, n) = c.context("reading stdin")?;
-                                pending.extend_from_slice(&buf[..n]);
-                                let _ = pool_tx.send(buf);
-                            }
-                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                                eof = true;
-                                break;
-                            }
-                        }
-                    }
-                    if pending.len() >= (8 << 20) {
-                        paused = false;
+            let block = match blocks.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(b) => Some(b.context("reading stdin")?),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => None,
+            };
+            let eof = block.is_none();
+            // A block handed over before it was full means the input paused: flush after it.
+            let paused = block.as_ref().is_some_and(|b| !b.full);
+            let block = match block {
+                Some(mut b) => {
+                    if b.prepend(&carry) {
+                        carry.clear();
+                        Some(b)
+                    } else {
+                        // A record longer than the headroom: the rare slow path.
+                        carry.extend_from_slice(b.data());
+                        let _ = blocks.pool.send(b.buf);
+                        None
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => eof = true,
-            }
+                None => None,
+            };
+            let data = block.as_ref().map_or(carry.as_slice(), |b| b.data());
             if !fixed_now {
                 filter.set_now(iocmatch::time::Timestamp::now());
             }
-            let pushed = filter.push(&index, &pending, eof, &mut obuf);
+            let pushed = filter.push(&index, data, eof, &mut obuf);
             // Whatever was produced goes out, also before an --on-error fail stop.
             out.write_all(&obuf)?;
             obuf.clear();
@@ -237,7 +202,12 @@ pub fn run(a: Args) -> Result<Outcome> {
                     return Err(e.into());
                 }
             };
-            pending.drain(..used);
+            if let Some(b) = block {
+                carry.extend_from_slice(&b.data()[used..]);
+                let _ = blocks.pool.send(b.buf);
+            } else {
+                carry.drain(..used);
+            }
             // The input paused (nothing more queued) or every record must go out now.
             if a.line_buffered || paused || eof {
                 out.flush()?;

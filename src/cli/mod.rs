@@ -1,6 +1,7 @@
 //! Argument definitions and dispatch. Every subcommand lives in its own file and returns an
 //! [`Outcome`]; this module turns it into an exit code and reports errors on stderr.
 
+mod blocks;
 mod compile;
 mod filter;
 mod gen;

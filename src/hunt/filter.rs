@@ -55,6 +55,9 @@ pub struct Filter {
     prepared: Option<(LogFormat, Prepared)>,
     next_line: u64,
     odd: bool,
+    /// Inside a record already known to be longer than [`logs::MAX_RECORD`]: its bytes are
+    /// dropped (or passed) as they arrive, up to its end, so that memory stays bounded.
+    long: bool,
     stats: FilterStats,
     name: String,
 }
@@ -72,6 +75,7 @@ impl Filter {
             prepared: None,
             next_line: 1,
             odd: false,
+            long: false,
             stats: FilterStats::default(),
             name: name.to_string(),
         }
@@ -108,19 +112,35 @@ impl Filter {
             };
             consumed = n;
         }
-        let Some((format, p)) = &self.prepared else {
+        let Some((_, p)) = &self.prepared else {
             return Ok(consumed);
         };
-        let rest = &data[consumed..];
         let quoted = logs::quoted_newlines(&p.reader);
+        if self.long {
+            let n = self.continue_long(&data[consumed..], quoted, out);
+            consumed += n;
+            if self.long {
+                return Ok(consumed);
+            }
+        }
+        let rest = &data[consumed..];
         let end = if eof {
             rest.len()
         } else {
             input::last_boundary(rest, quoted, self.odd)
         };
         if end == 0 {
+            if rest.len() > logs::MAX_RECORD {
+                // No record ends within the limit: the first one is too long. Deal with it
+                // now rather than hold it whole.
+                self.start_long(rest, quoted, out)?;
+                return Ok(consumed + rest.len());
+            }
             return Ok(consumed);
         }
+        let Some((format, p)) = &self.prepared else {
+            return Ok(consumed);
+        };
         let body = &rest[..end];
         let m = Matcher {
             index,
@@ -188,6 +208,47 @@ impl Filter {
         Ok(consumed + end)
     }
 
+    /// The start of a record longer than [`logs::MAX_RECORD`] (all of `rest`, which holds no
+    /// record boundary): counted as malformed, and dropped or passed as `--on-error` says.
+    fn start_long(&mut self, rest: &[u8], quoted: bool, out: &mut Vec<u8>) -> Result<()> {
+        let why = Malformed::TooLong;
+        if self.on_error == OnError::Fail {
+            return Err(Error::Log {
+                file: self.name.clone(),
+                message: format!("line {}: {why} (--on-error fail)", self.next_line),
+            });
+        }
+        self.stats.records += 1;
+        *self.stats.malformed.entry(why).or_insert(0) += 1;
+        self.long = true;
+        self.continue_long(rest, quoted, out);
+        if self.on_error == OnError::Pass {
+            self.stats.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Consumes the bytes of the overlong record in progress up to its end (or all of `data`
+    /// if it does not end there); returns how many.
+    fn continue_long(&mut self, data: &[u8], quoted: bool, out: &mut Vec<u8>) -> usize {
+        let end = input::first_boundary(data, quoted, self.odd);
+        let piece = &data[..end.unwrap_or(data.len())];
+        if quoted {
+            self.odd ^= input::parity(piece);
+        }
+        self.next_line += memchr::memchr_iter(b'\n', piece).count() as u64;
+        if self.on_error == OnError::Pass {
+            if end.is_some() {
+                out.extend_from_slice(trim_end(piece));
+                out.push(b'\n');
+            } else {
+                out.extend_from_slice(piece);
+            }
+        }
+        self.long = end.is_none();
+        piece.len()
+    }
+
     /// Reads the header once it is complete; returns the bytes it took.
     fn header(&mut self, data: &[u8], eof: bool, out: &mut Vec<u8>) -> Result<Option<usize>> {
         if data.is_empty() {
@@ -208,6 +269,14 @@ impl Filter {
             }
         };
         if !complete {
+            if data.len() > logs::MAX_RECORD {
+                return Err(Error::Log {
+                    file: self.name.clone(),
+                    message: format!(
+                        "not a readable {format} stream: no header line within the first 1 MiB"
+                    ),
+                });
+            }
             return Ok(None);
         }
         let p = logs::prepare(format, data, &self.opts.candidates()).map_err(|m| Error::Log {

@@ -153,6 +153,26 @@ pub fn last_boundary(b: &[u8], quoted: bool, odd: bool) -> usize {
     boundary_before(b, odd ^ parity(b))
 }
 
+/// The position after the first record boundary in `b` (`None` if none): the first newline,
+/// or for quoted formats the first newline at even quote parity, where `odd` is the parity
+/// before `b`.
+pub fn first_boundary(b: &[u8], quoted: bool, odd: bool) -> Option<usize> {
+    if !quoted {
+        return memchr::memchr(b'\n', b).map(|k| k + 1);
+    }
+    let mut odd = odd;
+    let mut from = 0;
+    while let Some(k) = memchr::memchr2(b'\n', b'"', &b[from..]).map(|k| k + from) {
+        if b[k] == b'"' {
+            odd = !odd;
+        } else if !odd {
+            return Some(k + 1);
+        }
+        from = k + 1;
+    }
+    None
+}
+
 /// [`last_boundary`] of quoted `b` whose quote parity at its end (the parity before it and
 /// its own quotes) is `total`.
 fn boundary_before(b: &[u8], total: bool) -> usize {
@@ -398,22 +418,26 @@ mod tests {
             .collect()
     }
 
-    /// The backward walk against a forward byte-by-byte parity scan, on random mixes of
-    /// quotes, newlines and text, from both parities.
-    #[test]
-    fn last_boundary_matches_a_forward_scan() {
-        fn forward(b: &[u8], odd: bool) -> usize {
-            let mut inq = odd;
-            let mut last = 0;
-            for (i, &c) in b.iter().enumerate() {
-                if c == b'"' {
-                    inq = !inq;
-                } else if c == b'\n' && !inq {
-                    last = i + 1;
-                }
+    /// Every record boundary of `b` by a byte-by-byte parity scan.
+    fn boundaries(b: &[u8], odd: bool) -> Vec<usize> {
+        let mut inq = odd;
+        let mut all = Vec::new();
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'"' {
+                inq = !inq;
+            } else if c == b'\n' && !inq {
+                all.push(i + 1);
             }
-            last
         }
+        all
+    }
+
+    /// The backward walk (last boundary) and the forward search (first boundary) against a
+    /// byte-by-byte parity scan, on random mixes of quotes, newlines and text, from both
+    /// parities.
+    #[test]
+    fn last_and_first_boundary_match_a_byte_scan() {
+        let forward = |b: &[u8], odd: bool| boundaries(b, odd).last().copied().unwrap_or(0);
         let mut rng = crate::gen::Rng::new(0x5eed_b0d1);
         for _ in 0..20_000 {
             let b = random_bytes(&mut rng, b"ab\"\n,\r", 40);
@@ -426,6 +450,12 @@ mod tests {
             }
             let plain = memchr::memrchr(b'\n', &b).map_or(0, |k| k + 1);
             assert_eq!(last_boundary(&b, false, false), plain);
+            for odd in [false, true] {
+                let first = boundaries(&b, odd).first().copied();
+                assert_eq!(first_boundary(&b, true, odd), first, "{b:?} {odd}");
+            }
+            let plain = memchr::memchr(b'\n', &b).map(|k| k + 1);
+            assert_eq!(first_boundary(&b, false, true), plain);
         }
     }
 
