@@ -6,9 +6,12 @@
 //! expiry filter reads 24 bytes and no string. The strings of a record live in its *block*:
 //! `present u16` (bit `f` set when [`Field`] `f` is non-empty), `same u16` (bit `f` set when
 //! field `f` equals `RawValue`, the common case for the normalized value and the KQL columns),
-//! then one varint offset into the interned string pool for each present field not marked
-//! same, in field order. Each distinct string is stored once in the pool (`varint len` + UTF-8
-//! bytes).
+//! then one varint offset into the string pool for each present field not marked same, in
+//! field order. The pool holds `varint len` + UTF-8 bytes per string. Strings that repeat
+//! across records (descriptions, threat types, tags, sources) are stored once; strings nearly
+//! always unique to their record (values, ids, the KQL columns, `modified`) are stored once per
+//! run of equal consecutive values, without a dictionary: a dictionary of every id and value of
+//! a million indicators outgrows the caches, and its probes cost a quarter of a compile.
 
 use super::fasthash::FastMap;
 use super::format::{put_varint, u32_at, u64_at, varint_at, RECORD_SIZE};
@@ -115,8 +118,24 @@ pub struct RecordsBuilder<'a> {
     records: Vec<u8>,
     blocks: Vec<u8>,
     strings: Vec<u8>,
-    /// String -> offset in `strings`: borrowed from the indicators where possible.
+    /// String -> offset in `strings`, for the fields whose values repeat across records:
+    /// borrowed from the indicators where possible.
     interned: FastMap<Cow<'a, str>, u64>,
+    /// Per field, the offset of the last string stored without the dictionary (0: none).
+    last: [u64; FIELDS],
+}
+
+/// Whether the values of field `f` are nearly always unique to their record.
+fn unique_field(f: usize) -> bool {
+    const UNIQUE: [Field; 6] = [
+        Field::Value,
+        Field::RawValue,
+        Field::Id,
+        Field::KqlNetworkIp,
+        Field::KqlDomainName,
+        Field::Modified,
+    ];
+    UNIQUE.iter().any(|&u| u as usize == f)
 }
 
 impl<'a> RecordsBuilder<'a> {
@@ -126,8 +145,22 @@ impl<'a> RecordsBuilder<'a> {
             records: Vec::with_capacity(n * RECORD_SIZE),
             blocks: Vec::with_capacity(n * 8),
             strings: vec![0],
-            interned: FastMap::with_capacity_and_hasher(n * 2, Default::default()),
+            interned: FastMap::default(),
+            last: [0; FIELDS],
         }
+    }
+
+    /// Stores `s` without the dictionary, unless it equals the previous string of field `f`.
+    fn store(&mut self, f: usize, s: &str) -> u64 {
+        let prev = self.last[f];
+        if prev != 0 && pooled(&self.strings, prev) == Ok(s) {
+            return prev;
+        }
+        let at = self.strings.len() as u64;
+        put_varint(&mut self.strings, s.len() as u64);
+        self.strings.extend_from_slice(s.as_bytes());
+        self.last[f] = at;
+        at
     }
 
     /// Interns `s` (one map probe for a string seen before, one insert for a new one).
@@ -152,12 +185,12 @@ impl<'a> RecordsBuilder<'a> {
         let block = u32::try_from(self.blocks.len())
             .map_err(|_| Error::TooLarge("record string blocks exceed 4 GiB".into()))?;
         // The two computed fields; a string key's value is borrowed as is.
-        let mut value: Cow<'a, str> = match ind.keys.first() {
+        let value: Cow<'a, str> = match ind.keys.first() {
             Some(crate::indicator::Key::Str(_, s)) => s.as_str().into(),
             Some(k) => k.value_string().into(),
             None => "".into(),
         };
-        let mut modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
+        let modified = ind.modified.map(|t| t.to_string()).unwrap_or_default();
         let conf = match ind.confidence {
             Some(c)
                 if c.is_finite()
@@ -200,9 +233,10 @@ impl<'a> RecordsBuilder<'a> {
         for f in 0..FIELDS {
             if present & (1 << f) != 0 && same & (1 << f) == 0 {
                 let o = match f {
-                    0 => self.intern(std::mem::take(&mut value)),
-                    12 => self.intern(Cow::Owned(std::mem::take(&mut modified))),
+                    0 => self.store(f, &value),
+                    12 => self.store(f, &modified),
                     13 => self.intern(Cow::Owned(std::mem::take(&mut conf_text))),
+                    _ if unique_field(f) => self.store(f, borrowed_field(ind, f)),
                     _ => self.intern(Cow::Borrowed(borrowed_field(ind, f))),
                 };
                 put_varint(&mut self.blocks, o);
