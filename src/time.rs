@@ -101,6 +101,31 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (y, mo, d, h, mi, s, sub) = self.to_parts();
+        if let Ok(y @ 0..=9999) = u32::try_from(y) {
+            // The common case without the formatting machinery (compile writes a million).
+            let mut b = *b"0000-00-00T00:00:00.0000000Z";
+            let put = |b: &mut [u8], at: usize, v: u32, n: usize| {
+                let mut v = v;
+                for k in (at..at + n).rev() {
+                    b[k] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+            };
+            put(&mut b, 0, y, 4);
+            for (at, v) in [(5, mo), (8, d), (11, h), (14, mi), (17, s)] {
+                put(&mut b, at, u32::from(v), 2);
+            }
+            let mut end = 19;
+            if sub != 0 {
+                put(&mut b, 20, sub, 7);
+                end = 27;
+                while b[end - 1] == b'0' {
+                    end -= 1;
+                }
+            }
+            b[end] = b'Z';
+            return f.write_str(std::str::from_utf8(&b[..=end]).map_err(|_| fmt::Error)?);
+        }
         write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")?;
         if sub != 0 {
             let mut frac = format!("{sub:07}");
@@ -472,6 +497,33 @@ fn parse_us(b: &[u8]) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte formatter equals the formatting-machinery rendering (and parses back) on
+    /// random instants over the whole range, with and without fractions.
+    #[test]
+    fn display_matches_the_format_macro_rendering() {
+        let mut rng = crate::gen::Rng::new(0x7157);
+        let (lo, hi) = (Timestamp::MIN.0, Timestamp::MAX.0);
+        for i in 0..200_000u64 {
+            let mut t = lo + (rng.next_u64() % (hi - lo) as u64) as i64;
+            if i % 3 == 0 {
+                t -= t.rem_euclid(TICKS_PER_SEC); // whole seconds
+            } else if i % 3 == 1 {
+                t -= t.rem_euclid(10_000); // milliseconds
+            }
+            let Some(ts) = Timestamp::from_ticks(t) else {
+                continue;
+            };
+            let (y, mo, d, h, mi, s, sub) = ts.to_parts();
+            let mut want = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+            if sub != 0 {
+                want.push_str(format!(".{sub:07}").trim_end_matches('0'));
+            }
+            want.push('Z');
+            assert_eq!(ts.to_string(), want);
+            assert_eq!(Timestamp::parse(&want), Some(ts), "{want}");
+        }
+    }
 
     /// The cursor gives [`Timestamp::parse`]'s answer on sequences that mostly stay within an
     /// hour (its shortcut), with mutated bytes, other layouts, leap seconds, invalid minutes

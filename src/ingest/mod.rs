@@ -236,7 +236,10 @@ struct Meta {
 #[derive(Debug, Default)]
 pub struct Collector {
     file: String,
-    records: Vec<(Indicator, Meta)>,
+    /// The records, and beside them (same index) where each came from: two vectors, so that
+    /// [`finalize`] filters the records in place.
+    records: Vec<Indicator>,
+    metas: Vec<Meta>,
     object: u64,
     report: Report,
 }
@@ -280,13 +283,18 @@ impl Collector {
                 self.report.unusable += 1;
             }
         }
-        self.records.push((
-            ind,
-            Meta {
-                object: self.object,
-                revoked,
-            },
-        ));
+        self.records.push(ind);
+        self.metas.push(Meta {
+            object: self.object,
+            revoked,
+        });
+    }
+
+    /// Reserves room for the records of an input of `bytes` bytes (about one per 128 bytes, a
+    /// short CSV row), so that a large feed does not copy its records on every doubling.
+    pub fn reserve_for(&mut self, bytes: usize) {
+        self.records.reserve(bytes / 128);
+        self.metas.reserve(bytes / 128);
     }
 
     /// Skips the current source record.
@@ -309,7 +317,7 @@ impl Collector {
 
     /// The records collected so far.
     pub fn indicators(&self) -> impl Iterator<Item = &Indicator> {
-        self.records.iter().map(|(i, _)| i)
+        self.records.iter()
     }
 }
 
@@ -409,11 +417,12 @@ pub fn load_files<P: AsRef<std::path::Path>>(
         })?;
         let name = p.display().to_string();
         let first = c.records.len();
+        c.reserve_for(bytes.len());
         ingest(&bytes, &name, opts, &mut c)?;
         let base = p
             .file_name()
             .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
-        for (ind, _) in &mut c.records[first..] {
+        for ind in &mut c.records[first..] {
             if ind.source.is_empty() {
                 ind.source.clone_from(&base);
             }
@@ -432,7 +441,8 @@ pub fn load_files<P: AsRef<std::path::Path>>(
 ///   are dropped.
 pub fn finalize(c: Collector, opts: &IngestOptions) -> (Vec<Indicator>, Report) {
     let Collector {
-        records,
+        mut records,
+        metas,
         mut report,
         ..
     } = c;
@@ -446,7 +456,7 @@ pub fn finalize(c: Collector, opts: &IngestOptions) -> (Vec<Indicator>, Report) 
     };
     let mut best: HashMap<(u8, &str), (Option<Timestamp>, u64)> = HashMap::new();
     let mut revoked: HashSet<&str> = HashSet::new();
-    for (ind, meta) in &records {
+    for (ind, meta) in records.iter().zip(&metas) {
         if meta.revoked && !ind.id.is_empty() {
             revoked.insert(ind.id.as_str());
         }
@@ -465,6 +475,7 @@ pub fn finalize(c: Collector, opts: &IngestOptions) -> (Vec<Indicator>, Report) 
     }
     let verdict: Vec<Verdict> = records
         .iter()
+        .zip(&metas)
         .map(|(ind, meta)| {
             if meta.revoked {
                 return Verdict::Marker;
@@ -486,24 +497,29 @@ pub fn finalize(c: Collector, opts: &IngestOptions) -> (Vec<Indicator>, Report) 
         })
         .collect();
     drop((best, revoked));
-    let mut out = Vec::with_capacity(records.len());
-    for ((ind, _), verdict) in records.into_iter().zip(verdict) {
-        if verdict == Verdict::Marker {
-            continue;
-        } else if verdict == Verdict::Superseded {
+    // In place: `retain` visits every record once, in order.
+    let mut verdicts = verdict.into_iter();
+    records.retain(|ind| match verdicts.next() {
+        Some(Verdict::Marker) | None => false,
+        Some(Verdict::Superseded) => {
             report.superseded += 1;
-        } else if verdict == Verdict::Revoked {
+            false
+        }
+        Some(Verdict::Revoked) => {
             report.revoked += 1;
-        } else if opts.latest
-            && matches!(ind.origin, Origin::SentinelLegacy | Origin::SentinelStix)
-            && ind.active == Some(false)
+            false
+        }
+        Some(Verdict::Keep)
+            if opts.latest
+                && matches!(ind.origin, Origin::SentinelLegacy | Origin::SentinelStix)
+                && ind.active == Some(false) =>
         {
             report.inactive += 1;
-        } else {
-            out.push(ind);
+            false
         }
-    }
-    (out, report)
+        Some(Verdict::Keep) => true,
+    });
+    (records, report)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
