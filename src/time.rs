@@ -113,7 +113,7 @@ impl fmt::Display for Timestamp {
             };
             put(&mut b, 0, y, 4);
             for (at, v) in [(5, mo), (8, d), (11, h), (14, mi), (17, s)] {
-                put(&mut b, at, u32::from(v), 2);
+                put(&mut b, at, v, 2);
             }
             let mut end = 19;
             if sub != 0 {
