@@ -257,6 +257,15 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             }
         }
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
+        // A name's fingerprint is found through the bucket directory: read those first.
+        if keys.iter().any(|k| matches!(k, Probe::Domain(_))) {
+            for (byte, key) in bytes.iter_mut().zip(&keys) {
+                if let Probe::Domain(h) = key {
+                    *byte = m.index.domain_dir_byte_hashed(*h);
+                }
+            }
+            crate::index::touch(&bytes);
+        }
         for (byte, key) in bytes.iter_mut().zip(&keys) {
             *byte = match key {
                 Probe::Unknown => None,

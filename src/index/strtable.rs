@@ -298,6 +298,12 @@ impl<'a> StrTable<'a> {
         self.fps.get(k0 * 2).or_else(|| self.dir.get(b * 8))
     }
 
+    /// The directory entry of the bucket of hash `h`: what a lookup reads first.
+    #[inline]
+    pub fn dir_probe_hashed(&self, h: u64) -> Option<&'a u8> {
+        self.dir.get(bucket_of(h, self.buckets) * 8)
+    }
+
     /// The entry bytes a lookup of a key of hash `h` is likely to read after the fingerprints:
     /// one byte per 64-byte line from the bucket's first entry to an estimate of the end of the
     /// first entry whose fingerprint matches (32 bytes per entry, at most 4 lines), passed to
