@@ -492,3 +492,69 @@ fn hunt_reads_compressed_stdin_and_zeek_logs() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--column DestinationIP=NAME"));
 }
+
+/// A record that never seems to end, on stdin (a quoted CSV field of 256 MiB with newlines in
+/// it): its start is reported as too long and the rest dropped as it streams, so memory stays
+/// bounded; the records after it are matched, on their true line numbers.
+#[test]
+fn hunt_on_a_stream_drops_an_endless_record_with_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ti = dir.path().join("ti.txt");
+    std::fs::write(&ti, "203.0.113.7\n").unwrap();
+    let mut child = bin()
+        .args(["hunt", "network", "--now", "2024-12-01", "--with", "Line"])
+        .arg("--index")
+        .arg(&ti)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    const MIB: usize = 1 << 20;
+    // 256 pieces of 1 MiB, each ending in a newline inside the quotes: 256 lines.
+    let mut piece = vec![b'x'; MIB - 1];
+    piece.push(b'\n');
+    let writer = std::thread::spawn(move || {
+        stdin
+            .write_all(
+                b"TimeGenerated,SourceIP,DestinationIP\n\
+                  2024-11-28T16:48:49Z,10.0.0.1,203.0.113.7\n\
+                  2024-11-28T16:48:50Z,10.0.0.2,\"",
+            )
+            .unwrap();
+        for _ in 0..256 {
+            stdin.write_all(&piece).unwrap();
+        }
+        stdin
+            .write_all(b"\"\n2024-11-28T16:48:51Z,10.0.0.3,203.0.113.7\n")
+            .unwrap();
+        stdin
+    });
+    let stdin = writer.join().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(hwm_kb > 0, "no /proc/{pid}/status");
+    assert!(
+        hwm_kb < 200 * 1024,
+        "peak RSS {hwm_kb} kB with a 256 MiB record on stdin"
+    );
+    // The long record starts on line 3 and spans 257 lines: the next record is line 260.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].starts_with("2024-11-28T16:48:51Z,10.0.0.3,") && lines[1].ends_with(",260"));
+    assert!(lines[2].starts_with("2024-11-28T16:48:49Z,10.0.0.1,") && lines[2].ends_with(",2"));
+    assert!(err.contains("record longer than 1 MiB"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}

@@ -349,15 +349,15 @@ fn stream<S: AsRef<[u8]> + Sync>(
     fr.format = Some(format);
     fr.schema = p.schema.clone();
     let quoted = logs::quoted_newlines(&p.reader);
-    let mut carry = head.split_off(p.header_len.min(head.len()));
-    let mut odd = false;
+    let carry = head.split_off(p.header_len.min(head.len()));
     let mut line = p.header_lines + 1;
     let block = opts.chunk_size.max(1 << 16);
     let batch = rayon::current_num_threads().max(1) * 2;
     std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(batch);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(Vec<u8>, u64)>>(batch);
+        let mut blocks = input::StreamBlocks::new(carry, quoted, block);
         s.spawn(move || loop {
-            match input::next_block(r, &mut carry, &mut odd, quoted, block) {
+            match blocks.next(r) {
                 Ok(Some(b)) => {
                     if tx.send(Ok(b)).is_err() {
                         return;
@@ -374,14 +374,16 @@ fn stream<S: AsRef<[u8]> + Sync>(
         let mut done = false;
         while !done {
             // Block for one, then take whatever else is ready, up to a batch.
-            let mut take =
-                |b: std::io::Result<Vec<u8>>, pending: &mut Vec<(Vec<u8>, u64)>| -> Result<()> {
-                    let b = b.map_err(io)?;
-                    let l = memchr::memchr_iter(b'\n', &b).count() as u64;
-                    pending.push((b, line));
-                    line += l;
-                    Ok(())
-                };
+            let mut take = |b: std::io::Result<(Vec<u8>, u64)>,
+                            pending: &mut Vec<(Vec<u8>, u64)>|
+             -> Result<()> {
+                let (b, skipped) = b.map_err(io)?;
+                line += skipped;
+                let l = memchr::memchr_iter(b'\n', &b).count() as u64;
+                pending.push((b, line));
+                line += l;
+                Ok(())
+            };
             match rx.recv() {
                 Ok(b) => take(b, &mut pending)?,
                 Err(_) => done = true,

@@ -296,50 +296,90 @@ pub fn split_window(
     (take, chunks)
 }
 
-/// Reads the next block of whole records from a stream: at least `min` bytes unless the
-/// stream ends, cut after the last record boundary. `carry` holds bytes from the previous block
-/// and `odd` the quote parity before `carry`; both are updated. Returns `None` at the end.
+/// Cuts a stream into blocks of whole records, reading it block by block.
 ///
-/// # Errors
-/// The stream's I/O error.
-pub fn next_block(
-    r: &mut dyn Read,
-    carry: &mut Vec<u8>,
-    odd: &mut bool,
+/// Memory stays bounded by the block size and [`MAX_RECORD`](super::MAX_RECORD) whatever the
+/// stream holds: when no record boundary comes within the record limit, the bytes so far are
+/// handed over as one block (whose last record the scanners then report as too long), and the
+/// rest of that record is dropped as it arrives, up to its end.
+pub struct StreamBlocks {
+    carry: Vec<u8>,
+    odd: bool,
     quoted: bool,
     min: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = std::mem::take(carry);
-    let mut eof = false;
-    loop {
-        if buf.len() >= min {
-            let cut = last_boundary(&buf, quoted, *odd);
-            if cut > 0 {
-                let rest = buf.split_off(cut);
-                *odd ^= parity(&buf);
-                *carry = rest;
-                return Ok(Some(buf));
-            }
+    /// Inside an over-long record whose start was handed over.
+    long: bool,
+}
+
+impl StreamBlocks {
+    /// Blocks of at least `min` bytes (unless the stream ends), starting with `carry` (bytes
+    /// already read); `quoted`: records may hold quoted newlines (CSV).
+    pub fn new(carry: Vec<u8>, quoted: bool, min: usize) -> StreamBlocks {
+        StreamBlocks {
+            carry,
+            odd: false,
+            quoted,
+            min: min.max(1),
+            long: false,
         }
-        if eof {
-            if buf.is_empty() {
-                return Ok(None);
+    }
+
+    /// The next block, cut after its last record boundary, and the number of newlines dropped
+    /// before it (the tail of an over-long record, for line numbering); `None` at the end.
+    ///
+    /// # Errors
+    /// The stream's I/O error.
+    pub fn next(&mut self, r: &mut dyn Read) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+        let mut buf = std::mem::take(&mut self.carry);
+        let mut skipped = 0u64;
+        let mut eof = false;
+        loop {
+            if self.long {
+                let end = first_boundary(&buf, self.quoted, self.odd);
+                let drop = end.unwrap_or(buf.len());
+                skipped += memchr::memchr_iter(b'\n', &buf[..drop]).count() as u64;
+                if self.quoted {
+                    self.odd ^= parity(&buf[..drop]);
+                }
+                buf.drain(..drop);
+                self.long = end.is_none();
             }
-            *odd ^= parity(&buf);
-            return Ok(Some(buf));
-        }
-        let old = buf.len();
-        buf.resize(old + min.max(1 << 16), 0);
-        let n = loop {
-            match r.read(&mut buf[old..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            if !self.long && buf.len() >= self.min {
+                let cut = last_boundary(&buf, self.quoted, self.odd);
+                if cut > 0 {
+                    let rest = buf.split_off(cut);
+                    self.odd ^= parity(&buf);
+                    self.carry = rest;
+                    return Ok(Some((buf, skipped)));
+                }
+                if buf.len() > super::MAX_RECORD {
+                    // No boundary within the record limit: its start goes to the scanner, which
+                    // reports it; the rest is dropped as it comes.
+                    self.odd ^= parity(&buf);
+                    self.long = true;
+                    return Ok(Some((buf, skipped)));
+                }
             }
-        };
-        buf.truncate(old + n);
-        if n == 0 {
-            eof = true;
+            if eof {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                self.odd ^= parity(&buf);
+                return Ok(Some((buf, skipped)));
+            }
+            let old = buf.len();
+            buf.resize(old + self.min.max(1 << 16), 0);
+            let n = loop {
+                match r.read(&mut buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            buf.truncate(old + n);
+            if n == 0 {
+                eof = true;
+            }
         }
     }
 }
@@ -490,6 +530,73 @@ mod tests {
         }
     }
 
+    /// Records around the record limit, some far longer, read through small irregular reads:
+    /// every record within the limit comes out whole and in order, each longer one is cut
+    /// short (its start handed over, its rest dropped), no block grows much past the limit,
+    /// and the newlines handed over plus those dropped are all the stream's newlines.
+    #[test]
+    fn stream_blocks_drop_the_tails_of_overlong_records() {
+        struct Dribble<'a>(&'a [u8], crate::gen::Rng);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = (self.1.below(200_000) as usize + 1)
+                    .min(out.len())
+                    .min(self.0.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let limit = crate::logs::MAX_RECORD;
+        let mut rng = crate::gen::Rng::new(0xb10c);
+        let mut data = Vec::new();
+        let mut short = Vec::new();
+        for i in 0..300 {
+            let len = match i % 37 {
+                5 => limit + 1 + rng.below(3 * limit as u64) as usize,
+                _ => rng.below(20_000) as usize,
+            };
+            // A quoted field with a newline inside, then padding, then the record's newline.
+            let mut rec = format!("{i},\"a\nb\",").into_bytes();
+            rec.resize(rec.len() + len, b'x');
+            rec.push(b'\n');
+            if rec.len() <= limit {
+                short.push(rec.clone());
+            }
+            data.extend_from_slice(&rec);
+        }
+        let mut r = Dribble(&data, crate::gen::Rng::new(7));
+        let mut blocks = StreamBlocks::new(Vec::new(), true, 64 << 10);
+        let nl = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
+        let (mut got, mut newlines, mut cut_short) = (Vec::new(), 0u64, 0);
+        while let Some((b, skipped)) = blocks.next(&mut r).unwrap() {
+            assert!(
+                b.len() < limit + (64 << 10) + 200_000,
+                "block of {}",
+                b.len()
+            );
+            newlines += nl(&b) + skipped;
+            // Whole records, then at most an over-long record's start.
+            let mut rest = &b[..];
+            while let Some(e) = first_boundary(rest, true, false) {
+                got.push(rest[..e].to_vec());
+                rest = &rest[e..];
+            }
+            if !rest.is_empty() {
+                assert!(
+                    rest.len() > limit,
+                    "an unterminated piece of {}",
+                    rest.len()
+                );
+                cut_short += 1;
+            }
+        }
+        assert_eq!(newlines, nl(&data));
+        assert_eq!(cut_short, (0..300).filter(|i| i % 37 == 5).count());
+        assert_eq!(got.len(), short.len());
+        assert!(got == short, "short records differ");
+    }
+
     #[test]
     fn blocks_from_a_stream() {
         let mut data = Vec::new();
@@ -497,9 +604,10 @@ mod tests {
             data.extend_from_slice(format!("{i},\"a\nb\",c\n").as_bytes());
         }
         let mut r: &[u8] = &data;
-        let (mut carry, mut odd) = (Vec::new(), false);
+        let mut blocks = StreamBlocks::new(Vec::new(), true, 100);
         let mut all = Vec::new();
-        while let Some(b) = next_block(&mut r, &mut carry, &mut odd, true, 100).unwrap() {
+        while let Some((b, skipped)) = blocks.next(&mut r).unwrap() {
+            assert_eq!(skipped, 0);
             assert!(b.ends_with(b"\n"));
             assert!(b[0].is_ascii_digit());
             all.extend_from_slice(&b);
