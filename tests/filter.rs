@@ -1158,11 +1158,20 @@ fn records_longer_than_a_block() {
         }
     };
 
-    // skip: the long records are dropped and counted.
-    let o = filter(
-        &["network", "--index", idx_s, "--annotate-all"],
-        input.as_bytes(),
-    );
+    let run = |on_error: &str| {
+        let args = [
+            "network",
+            "--index",
+            idx_s,
+            "--annotate-all",
+            "--on-error",
+            on_error,
+        ];
+        filter(&args, input.as_bytes())
+    };
+
+    // skip (the default): the long records are dropped and counted.
+    let o = run("skip");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -1179,17 +1188,7 @@ fn records_longer_than_a_block() {
     );
 
     // pass: the long records unchanged, in their places.
-    let o = filter(
-        &[
-            "network",
-            "--index",
-            idx_s,
-            "--annotate-all",
-            "--on-error",
-            "pass",
-        ],
-        input.as_bytes(),
-    );
+    let o = run("pass");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -1207,17 +1206,7 @@ fn records_longer_than_a_block() {
     );
 
     // fail: the records before the first long one, then an error naming its line.
-    let o = filter(
-        &[
-            "network",
-            "--index",
-            idx_s,
-            "--annotate-all",
-            "--on-error",
-            "fail",
-        ],
-        input.as_bytes(),
-    );
+    let o = run("fail");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert_eq!(out.lines().count(), 4, "{err}");
