@@ -402,13 +402,10 @@ impl<S: AsRef<[u8]>> Index<S> {
         if name.is_empty() {
             return Ok(());
         }
-        let mut buf = [0u8; 256];
         let owned;
-        let key: &[u8] = if name.is_ascii() && name.len() <= buf.len() {
-            let b = &mut buf[..name.len()];
-            b.copy_from_slice(name.as_bytes());
-            b.make_ascii_lowercase();
-            b
+        let key: &[u8] = if !name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            // Already lowercase ASCII, as names in logs nearly always are: no copy.
+            name.as_bytes()
         } else {
             owned = name.to_lowercase();
             owned.as_bytes()
