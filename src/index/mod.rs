@@ -403,7 +403,10 @@ impl<S: AsRef<[u8]>> Index<S> {
             return Ok(());
         }
         let owned;
-        let key: &[u8] = if !name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        let key: &[u8] = if !name
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
             // Already lowercase ASCII, as names in logs nearly always are: no copy.
             name.as_bytes()
         } else {

@@ -11,6 +11,25 @@ use std::borrow::Cow;
 pub struct Paths {
     /// Segments per logical field.
     pub paths: [Option<Vec<String>>; LOGICAL],
+    /// Per top-level key length (the last slot: that length or more), the fields whose first
+    /// segment has it: most keys of a record are settled by one lookup, without a comparison.
+    first_by_len: [u8; 64],
+}
+
+impl Paths {
+    /// The paths of the logical fields.
+    pub fn new(paths: [Option<Vec<String>>; LOGICAL]) -> Paths {
+        let mut first_by_len = [0u8; 64];
+        for (i, p) in paths.iter().enumerate() {
+            if let Some(first) = p.as_ref().and_then(|p| p.first()) {
+                first_by_len[first.len().min(63)] |= 1 << i;
+            }
+        }
+        Paths {
+            paths,
+            first_by_len,
+        }
+    }
 }
 
 /// How many lines of the first block are sampled for key names.
@@ -58,7 +77,7 @@ pub(super) fn prepare(
         }
     }
     Ok(Prepared {
-        reader: Reader::Json(Paths { paths }),
+        reader: Reader::Json(Paths::new(paths)),
         header_len: 0,
         header_lines: 0,
         schema,
@@ -361,9 +380,18 @@ fn object<'a>(
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
     members(b, p, |k, p| {
-        // Which wanted paths continue through this key?
+        // Which wanted paths continue through this key? At the top level, only those whose
+        // first segment has the key's length can.
+        let want = if level == 0 {
+            want & paths.first_by_len[k.len().min(63)]
+        } else {
+            want
+        };
         let mut leaf: u8 = 0;
         let mut deeper: u8 = 0;
+        if want == 0 {
+            return skip_value(b, p);
+        }
         for (i, path) in paths.paths.iter().enumerate() {
             if want & (1 << i) == 0 {
                 continue;
@@ -524,6 +552,36 @@ not json
             .collect();
         assert_eq!(got, want);
         assert_eq!(bads, want_bad);
+    }
+
+    /// The top-level length filter settles only keys no wanted path can match: decoys of the
+    /// wanted lengths, escaped keys (longer raw than decoded) that decode to a wanted one, and
+    /// keys of 63 bytes and more, wanted or not, read as `serde_json` reads them.
+    #[test]
+    fn keys_filtered_by_length_agree_with_serde_json() {
+        let long = "k".repeat(70);
+        let longer = "k".repeat(71);
+        let lines = [
+            r#"{"Nane":"decoy","Name":"a","Nam":"short"}"#.to_string(),
+            r#"{"N\u0061me":"escaped","QueryType":"x"}"#.to_string(),
+            r#"{"N\u0061mX":"escaped decoy","Name":"b"}"#.to_string(),
+            format!(r#"{{"{longer}":"longer","{long}":"long","Name":"c"}}"#),
+            format!(r#"{{"{long}X":"decoy","Name":"d"}}"#),
+        ];
+        let text = lines.join("\n") + "\n";
+        let (recs, bads) = crate::logs::testing::run(
+            crate::logs::LogFormat::Ndjson,
+            text.as_bytes(),
+            &[&[], &[long.as_str()], &["Name"]],
+            1,
+        );
+        assert!(bads.is_empty(), "{bads:?}");
+        assert_eq!(recs.len(), lines.len());
+        for ((_, f), l) in recs.iter().zip(&lines) {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(f[1].as_deref(), v[long.as_str()].as_str(), "{l}");
+            assert_eq!(f[2].as_deref(), v["Name"].as_str(), "{l}");
+        }
     }
 
     #[test]
