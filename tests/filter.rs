@@ -1264,3 +1264,91 @@ fn endless_record_keeps_memory_bounded() {
         "{err}"
     );
 }
+
+/// The CSV columns `filter` appends.
+const TI_NAMES: [&str; 9] = [
+    "ti_count",
+    "ti_value",
+    "ti_kind",
+    "ti_confidence",
+    "ti_threat_type",
+    "ti_description",
+    "ti_id",
+    "ti_expiration",
+    "ti_field",
+];
+
+/// CSV: a record whose quoted field holds newlines and runs past the record limit. The quote
+/// parity is followed through it, so under `pass` it comes back byte for byte, and the rows
+/// after it, including rows with quoted newlines of their own, are matched as before.
+#[test]
+fn csv_record_longer_than_the_limit_with_quoted_newlines() {
+    let (_dir, idx) = feed_f_index();
+    let idx_s = idx.to_str().unwrap();
+    let header = "TimeGenerated,SourceIP,DestinationIP,Note";
+    let hit = "2024-05-01T00:00:00Z,10.0.0.1,203.0.113.7,plain";
+    let quoted_hit = "2024-05-01T00:00:01Z,10.0.0.2,203.0.113.7,\"two\nlines, \"\"quoted\"\"\"";
+    let miss = "2024-05-01T00:00:02Z,10.0.0.3,8.8.8.8,x";
+    // 3 MiB of text with a newline every 1000 bytes, inside quotes (and a doubled quote).
+    let mut note = String::from("\"start \"\" ");
+    for _ in 0..3 * 1024 {
+        note.push_str(&"y".repeat(999));
+        note.push('\n');
+    }
+    note.push('"');
+    let long = format!("2024-05-01T00:00:03Z,10.0.0.4,203.0.113.7,{note}");
+    let input = [header, hit, long.as_str(), quoted_hit, miss, hit].join("\n") + "\n";
+    // Fed in three parts with pauses, so that the filter sees the long record's start, over
+    // the limit and unfinished, before the rest of it.
+    let cut1 = input.find(&long).unwrap() + 1536 * 1024;
+    let cut2 = cut1 + 1024 * 1024;
+    let run = |on_error: &str| {
+        let mut child = spawn_filter(&["network", "--index", idx_s, "--on-error", on_error]);
+        let mut stdin = child.stdin.take().unwrap();
+        let out = slurp(child.stdout.take().unwrap());
+        let err = slurp(child.stderr.take().unwrap());
+        for part in [&input[..cut1], &input[cut1..cut2], &input[cut2..]] {
+            stdin.write_all(part.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            thread::sleep(Duration::from_millis(150));
+        }
+        drop(stdin);
+        let status = wait_for(&mut child, Duration::from_secs(30));
+        let (out, err) = (out.join().unwrap(), err.join().unwrap());
+        assert_eq!(status.code(), Some(0), "{on_error}: {err}");
+        (out, err)
+    };
+    let head = format!("{header},{}\n", TI_NAMES.join(","));
+    let annotated = |row: &str| {
+        format!(
+            "{row},1,203.0.113.7,ipv4,90,C2,C2 server,ind-1,2099-01-01T00:00:00Z,DestinationIP\n"
+        )
+    };
+    let (out, err) = run("skip");
+    let want = [
+        head.clone(),
+        annotated(hit),
+        annotated(quoted_hit),
+        annotated(hit),
+    ]
+    .concat();
+    assert!(out == want, "skip: {out:.400}");
+    assert!(
+        err.contains("5 records read, 3 matched, 3 written, 1 malformed"),
+        "{err}"
+    );
+    let (out, err) = run("pass");
+    let want = [
+        head,
+        annotated(hit),
+        format!("{long}\n"),
+        annotated(quoted_hit),
+        annotated(hit),
+    ]
+    .concat();
+    assert!(out == want, "pass: {out:.400}");
+    assert!(
+        err.contains("5 records read, 3 matched, 4 written, 1 malformed"),
+        "{err}"
+    );
+}
