@@ -431,9 +431,13 @@ impl<S: AsRef<[u8]>> Index<S> {
     }
 
     /// [`Index::visit_ip`] for many addresses: calls `f(i, id)` for every record containing
-    /// `addrs[i]`, in order of `i`. The same answers, faster for large inputs: the IPv4 bitmap
-    /// bytes of a group of addresses are read back to back before any address is decided, so
-    /// their cache misses overlap instead of queuing.
+    /// `addrs[i]`, in order of `i`. The same answers. The IPv4 bitmap bytes of a group of
+    /// addresses are read back to back before any address is decided, so that their cache
+    /// misses overlap instead of queuing. That pays when the bitmap is mostly out of cache,
+    /// as in a hunt, where log bytes stream through the cache between lookups. In a tight
+    /// loop of lookups and nothing else, the bitmap stays cached, and one [`Index::visit_ip`]
+    /// per address is faster: the `index` bench measured 92-107 M/s for single calls and
+    /// 55-61 M/s batched.
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
