@@ -100,41 +100,31 @@ impl Timestamp {
 /// KQL's rendering: `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, trailing fraction zeros trimmed.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Written as bytes, without the formatting machinery (a compile writes a million).
+        // Every timestamp lies in years 1-9999 (`MIN..=MAX`), so four digits hold the year.
         let (y, mo, d, h, mi, s, sub) = self.to_parts();
-        if let Ok(y @ 0..=9999) = u32::try_from(y) {
-            // The common case without the formatting machinery (compile writes a million).
-            let mut b = *b"0000-00-00T00:00:00.0000000Z";
-            let put = |b: &mut [u8], at: usize, v: u32, n: usize| {
-                let mut v = v;
-                for k in (at..at + n).rev() {
-                    b[k] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
-            };
-            put(&mut b, 0, y, 4);
-            for (at, v) in [(5, mo), (8, d), (11, h), (14, mi), (17, s)] {
-                put(&mut b, at, v, 2);
+        let mut b = *b"0000-00-00T00:00:00.0000000Z";
+        let put = |b: &mut [u8], at: usize, v: u32, n: usize| {
+            let mut v = v;
+            for k in (at..at + n).rev() {
+                b[k] = b'0' + (v % 10) as u8;
+                v /= 10;
             }
-            let mut end = 19;
-            if sub != 0 {
-                put(&mut b, 20, sub, 7);
-                end = 27;
-                while b[end - 1] == b'0' {
-                    end -= 1;
-                }
-            }
-            b[end] = b'Z';
-            return f.write_str(std::str::from_utf8(&b[..=end]).map_err(|_| fmt::Error)?);
+        };
+        put(&mut b, 0, u32::try_from(y).unwrap_or(0), 4);
+        for (at, v) in [(5, mo), (8, d), (11, h), (14, mi), (17, s)] {
+            put(&mut b, at, v, 2);
         }
-        write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")?;
+        let mut end = 19;
         if sub != 0 {
-            let mut frac = format!("{sub:07}");
-            while frac.ends_with('0') {
-                frac.pop();
+            put(&mut b, 20, sub, 7);
+            end = 27;
+            while b[end - 1] == b'0' {
+                end -= 1;
             }
-            write!(f, ".{frac}")?;
         }
-        f.write_str("Z")
+        b[end] = b'Z';
+        f.write_str(std::str::from_utf8(&b[..=end]).map_err(|_| fmt::Error)?)
     }
 }
 

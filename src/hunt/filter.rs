@@ -112,10 +112,10 @@ impl Filter {
             };
             consumed = n;
         }
-        let Some((_, p)) = &self.prepared else {
+        let Some(quoted) = (self.prepared.as_ref()).map(|(_, p)| logs::quoted_newlines(&p.reader))
+        else {
             return Ok(consumed);
         };
-        let quoted = logs::quoted_newlines(&p.reader);
         if self.long {
             let n = self.continue_long(&data[consumed..], quoted, out);
             consumed += n;
@@ -231,22 +231,19 @@ impl Filter {
     /// Consumes the bytes of the overlong record in progress up to its end (or all of `data`
     /// if it does not end there); returns how many.
     fn continue_long(&mut self, data: &[u8], quoted: bool, out: &mut Vec<u8>) -> usize {
-        let end = input::first_boundary(data, quoted, self.odd);
-        let piece = &data[..end.unwrap_or(data.len())];
-        if quoted {
-            self.odd ^= input::parity(piece);
-        }
-        self.next_line += memchr::memchr_iter(b'\n', piece).count() as u64;
+        let tail = input::RecordTail::find(data, quoted, &mut self.odd);
+        let piece = &data[..tail.len];
+        self.next_line += tail.newlines;
         if self.on_error == OnError::Pass {
-            if end.is_some() {
+            if tail.ended {
                 out.extend_from_slice(trim_end(piece));
                 out.push(b'\n');
             } else {
                 out.extend_from_slice(piece);
             }
         }
-        self.long = end.is_none();
-        piece.len()
+        self.long = !tail.ended;
+        tail.len
     }
 
     /// Reads the header once it is complete; returns the bytes it took.

@@ -308,6 +308,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     pub fn visit_ip(&self, addr: IpAddr, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
         // Most lookups are IPv4 misses that one bit answers: only that test is inlined into
         // the caller's loop, whatever else the compiler decides to inline.
+        let addr = canonical(addr);
         if let IpAddr::V4(a) = addr {
             if self.v4_bitmap_absent(u32::from(a)) {
                 return Ok(());
@@ -316,17 +317,11 @@ impl<S: AsRef<[u8]>> Index<S> {
         self.visit_ip_rest(addr, f)
     }
 
-    /// [`Index::visit_ip`] past the IPv4 bitmap test.
+    /// [`Index::visit_ip`] of a canonical address past the IPv4 bitmap test.
     #[inline(never)]
     fn visit_ip_rest(&self, addr: IpAddr, mut f: impl FnMut(u32) -> Result<()>) -> Result<()> {
-        let (fam, key, width) = match canonical(addr) {
-            IpAddr::V4(a) => {
-                // Most lookups miss: one bit answers them, before anything else is set up.
-                if self.v4_bitmap_absent(u32::from(a)) {
-                    return Ok(());
-                }
-                (self.v4(), u128::from(u32::from(a)), 4)
-            }
+        let (fam, key, width) = match addr {
+            IpAddr::V4(a) => (self.v4(), u128::from(u32::from(a)), 4),
             IpAddr::V6(a) => (self.v6(), u128::from(a), 16),
         };
         let value = if width == 4 {

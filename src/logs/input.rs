@@ -173,6 +173,35 @@ pub fn first_boundary(b: &[u8], quoted: bool, odd: bool) -> Option<usize> {
     None
 }
 
+/// The part of `b` that still belongs to a record in progress (one being dropped for its
+/// length): up to and including its end, the first record boundary, or all of `b` when it does
+/// not end there. `odd` (the quote parity before `b`) moves past that part.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordTail {
+    /// Its length.
+    pub len: usize,
+    /// Whether the record ends within `b`.
+    pub ended: bool,
+    /// Newlines in it (for line numbering).
+    pub newlines: u64,
+}
+
+impl RecordTail {
+    /// The tail of the record in progress at the start of `b`.
+    pub fn find(b: &[u8], quoted: bool, odd: &mut bool) -> RecordTail {
+        let end = first_boundary(b, quoted, *odd);
+        let len = end.unwrap_or(b.len());
+        if quoted {
+            *odd ^= parity(&b[..len]);
+        }
+        RecordTail {
+            len,
+            ended: end.is_some(),
+            newlines: memchr::memchr_iter(b'\n', &b[..len]).count() as u64,
+        }
+    }
+}
+
 /// [`last_boundary`] of quoted `b` whose quote parity at its end (the parity before it and
 /// its own quotes) is `total`.
 fn boundary_before(b: &[u8], total: bool) -> usize {
@@ -335,14 +364,10 @@ impl StreamBlocks {
         let mut eof = false;
         loop {
             if self.long {
-                let end = first_boundary(&buf, self.quoted, self.odd);
-                let drop = end.unwrap_or(buf.len());
-                skipped += memchr::memchr_iter(b'\n', &buf[..drop]).count() as u64;
-                if self.quoted {
-                    self.odd ^= parity(&buf[..drop]);
-                }
-                buf.drain(..drop);
-                self.long = end.is_none();
+                let tail = RecordTail::find(&buf, self.quoted, &mut self.odd);
+                skipped += tail.newlines;
+                buf.drain(..tail.len);
+                self.long = !tail.ended;
             }
             if !self.long && buf.len() >= self.min {
                 let cut = last_boundary(&buf, self.quoted, self.odd);

@@ -387,11 +387,11 @@ fn object<'a>(
         } else {
             want
         };
-        let mut leaf: u8 = 0;
-        let mut deeper: u8 = 0;
         if want == 0 {
             return skip_value(b, p);
         }
+        let mut leaf: u8 = 0;
+        let mut deeper: u8 = 0;
         for (i, path) in paths.paths.iter().enumerate() {
             if want & (1 << i) == 0 {
                 continue;
