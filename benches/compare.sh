@@ -58,30 +58,21 @@ DUCKDB_VERSION=${DUCKDB_VERSION:-1.1.3}
 TARGET=${CARGO_TARGET_DIR:-target}
 read -r -a CASES <<<"${CASES:-network.csv network.ndjson dns.csv dns.ndjson}"
 
-log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    printf 'compare.sh: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT=compare.sh
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 now_ns() { date +%s%N; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 fsize() { stat -c %s "$1"; }
-# median of the numbers on stdin (mean of the middle two for an even count)
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-command -v /usr/bin/time >/dev/null || die "/usr/bin/time is required (apt-get install time)"
+check_runs_and_time
 
 mkdir -p "$DIR/out"
 DIR=$(cd "$DIR" && pwd)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # 1. Build, corpus, index.
-log "cargo build --release"
-cargo build --release --quiet
-BIN="$TARGET/release/iocmatch"
-[[ $BIN == /* ]] || BIN="$ROOT/$BIN"
-[[ -x $BIN ]] || die "no binary at $BIN"
+build_bin
 
 PARAMS="seed=$SEED indicators=$INDICATORS events=$EVENTS now=$NOW"
 if [[ -f $DIR/corpus.params && $(cat "$DIR/corpus.params") == "$PARAMS" ]]; then

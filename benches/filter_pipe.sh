@@ -35,19 +35,11 @@ SEMANTICS=${SEMANTICS:-normalized}
 TARGET=${CARGO_TARGET_DIR:-target}
 read -r -a CASES <<<"${CASES:-network.ndjson network.csv dns.ndjson dns.csv}"
 
-die() {
-    printf 'filter_pipe.sh: %s\n' "$*" >&2
-    exit 1
-}
-log() { printf '[filter_pipe %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-command -v /usr/bin/time >/dev/null || die "/usr/bin/time is required (apt-get install time)"
-
-log "cargo build --release"
-cargo build --release --quiet
-BIN="$TARGET/release/iocmatch"
-[[ $BIN == /* ]] || BIN="$ROOT/$BIN"
+SCRIPT=filter_pipe.sh
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+check_runs_and_time
+build_bin
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 if [[ ! -f $DIR/NetworkConnection.csv ]]; then
