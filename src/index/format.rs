@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).

@@ -293,6 +293,22 @@ fn put_addr(out: &mut Vec<u8>, a: u128, width: u32) {
     }
 }
 
+/// The lone-address bucket of `addr` among `2^bits` (part of the format; FORMAT.md gives the
+/// same arithmetic): the address's 64-bit halves mixed, then the top `bits` bits.
+#[inline]
+pub fn lone_bucket(addr: u128, bits: u8) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    let hi = (addr >> 64) as u64;
+    let lo = addr as u64;
+    let mut h = (hi ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ lo).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - u32::from(bits.min(63)))) as usize
+}
+
 /// A first-level table: entry `b` is `first(b)`, for `b` in `0..=2^bits`.
 fn l1_table(bits: u8, first: impl Fn(u128) -> usize, width: u32, last: usize) -> Vec<u8> {
     let buckets = 1usize << bits;
@@ -320,6 +336,7 @@ fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Fa
     // About 8 intervals per first-level bucket; bucket b holds the interval containing its
     // first address.
     let max_bits = if width == 32 { 20 } else { 16 };
+    let m = lone.len();
     let l1_bits = log2_ceil(n).saturating_sub(3).min(max_bits) as u8;
     let l1 = l1_table(
         l1_bits,
@@ -327,21 +344,30 @@ fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Fa
         width,
         n - 1,
     );
-    let m = lone.len();
+    // Hashed buckets of about four addresses each: real feeds crowd their IPv6 addresses into
+    // a few /32s, where buckets by leading bits would hold thousands.
+    let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
+    let mut lone = lone;
+    // Stable: within a bucket, ascending addresses and, per address, record order.
+    lone.sort_by_key(|&(a, _)| lone_bucket(a, lone_l1_bits));
+    let mut lone_l1 = Vec::with_capacity(((1usize << lone_l1_bits) + 1) * 4);
+    let mut i = 0;
+    for b in 0..(1usize << lone_l1_bits) {
+        while lone
+            .get(i)
+            .is_some_and(|e| lone_bucket(e.0, lone_l1_bits) < b)
+        {
+            i += 1;
+        }
+        lone_l1.extend_from_slice(&(i as u32).to_le_bytes());
+    }
+    lone_l1.extend_from_slice(&(m as u32).to_le_bytes());
     let mut lone_addrs = Vec::with_capacity(m * if width == 32 { 4 } else { 16 });
     let mut lone_ids = Vec::with_capacity(m * 4);
     for &(a, id) in &lone {
         put_addr(&mut lone_addrs, a, width);
         lone_ids.extend_from_slice(&id.to_le_bytes());
     }
-    // Bucket b holds the first lone address >= its first address.
-    let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
-    let lone_l1 = l1_table(
-        lone_l1_bits,
-        |a| lone.partition_point(|e| e.0 < a),
-        width,
-        m,
-    );
     Family {
         starts,
         values,
@@ -407,12 +433,7 @@ impl<'a> FamilyView<'a> {
         if n == 0 {
             return Ok(0..0);
         }
-        let bits = u32::from(self.lone_l1_bits);
-        let bucket = if bits == 0 {
-            0
-        } else {
-            (addr >> (width as u32 * 8 - bits)) as usize
-        };
+        let bucket = lone_bucket(addr, self.lone_l1_bits);
         let lo = u32_at(self.lone_l1, bucket * 4).map(|v| v as usize);
         let hi = u32_at(self.lone_l1, bucket * 4 + 4).map(|v| v as usize);
         let (mut lo, hi) = match (lo, hi) {
@@ -447,7 +468,7 @@ impl<'a> FamilyView<'a> {
             }
         }
         let mut end = lo;
-        while end < n && at(end) == addr {
+        while end < hi && at(end) == addr {
             end += 1;
         }
         Ok(lo..end)

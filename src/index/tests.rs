@@ -159,14 +159,20 @@ fn v6_random_prefixes_match_brute_force() {
 
 #[test]
 fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() {
-    // Lone addresses spread over the whole space, prefixes (top-level single-record ones with
-    // children among them) in a few regions only: exact answers at the lone addresses, their
-    // neighbours, and lone first-level bucket edges.
+    // Lone addresses spread over the whole space (some repeated in several records),
+    // prefixes (top-level single-record ones with children among them) in a few regions only:
+    // exact answers at the lone addresses and their neighbours.
     for seed in 0..3u64 {
         let mut r = Rng(100 + seed);
-        let mut inds = Vec::new();
-        for _ in 0..4000 {
-            inds.push(ip_ind(&Ipv4Addr::from(r.next() as u32).to_string()));
+        let mut inds: Vec<Indicator> = Vec::new();
+        for i in 0..4000 {
+            let a = if i % 10 == 9 {
+                inds[r.below(i) as usize].keys[0].clone()
+            } else {
+                Key::Ip(IpNet::V4(Ipv4Addr::from(r.next() as u32).into()))
+            };
+            let Key::Ip(n) = a else { unreachable!() };
+            inds.push(ip_ind(&n.addr().to_string()));
         }
         for _ in 0..300 {
             let len = 12 + r.below(21) as u8;
@@ -175,17 +181,12 @@ fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() 
             inds.push(ip_ind(&net.to_string()));
         }
         let idx = build_index(&inds);
-        let fam = idx.v4();
         let mut probes: Vec<u32> = (0..3000).map(|_| r.next() as u32).collect();
-        let shift = 32 - u32::from(fam.lone_l1_bits);
         for ind in &inds {
             if let Key::Ip(IpNet::V4(n)) = &ind.keys[0] {
                 let a = u32::from(n.network());
                 probes.extend([a, a.wrapping_add(1), a.wrapping_sub(1)]);
                 probes.push(u32::from(n.broadcast()).wrapping_add(1));
-                let b = a >> shift;
-                probes.push(b << shift);
-                probes.push(((b + 1) << shift).wrapping_sub(1));
             }
         }
         for a in probes {
@@ -194,6 +195,48 @@ fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() 
         }
         idx.verify().unwrap();
     }
+}
+
+#[test]
+fn lone_ipv6_addresses_crowded_into_one_slash32_spread_over_buckets() {
+    // As real feeds have them: thousands of addresses in one provider's /32. Buckets by
+    // leading bits would put them all in one; hashed buckets hold about four each.
+    let mut r = Rng(7);
+    let mut inds = Vec::new();
+    for _ in 0..8000 {
+        let a = 0x2a01_04f8u128 << 96 | u128::from(r.next()) << 32 | u128::from(r.below(1 << 16));
+        inds.push(ip_ind(&Ipv6Addr::from(a).to_string()));
+    }
+    let idx = build_index(&inds);
+    let fam = idx.v6();
+    let buckets = 1usize << fam.lone_l1_bits;
+    let largest = (0..buckets)
+        .map(|k| {
+            let at = |k: usize| crate::index::format::u32_at(fam.lone_l1, k * 4).unwrap();
+            at(k + 1) - at(k)
+        })
+        .max()
+        .unwrap();
+    assert!(buckets >= 1024, "{buckets} buckets");
+    assert!(
+        largest <= 24,
+        "a bucket of {largest} addresses among {buckets}"
+    );
+    for ind in inds.iter().step_by(7) {
+        let Key::Ip(n) = &ind.keys[0] else {
+            unreachable!()
+        };
+        let a = n.addr();
+        assert_eq!(got(&idx, a), brute(&inds, a), "addr {a}");
+        let next = IpAddr::V6(Ipv6Addr::from(
+            u128::from_be_bytes(match a {
+                IpAddr::V6(v) => v.octets(),
+                IpAddr::V4(_) => unreachable!(),
+            }) + 1,
+        ));
+        assert_eq!(got(&idx, next), brute(&inds, next), "addr {next}");
+    }
+    idx.verify().unwrap();
 }
 
 #[test]
