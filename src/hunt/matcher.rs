@@ -4,7 +4,7 @@
 use super::{Expiry, HuntOptions, Match, Query, Semantics};
 use crate::error::Result;
 use crate::index::Index;
-use crate::indicator::{normalize_domain_cow, parse_ip_addr};
+use crate::indicator::{canonical_v6, normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::{TimeCursor, Timestamp};
 use std::ops::Range;
@@ -23,6 +23,14 @@ pub(crate) struct Tally {
 /// Parses an event time: ISO / US forms, else epoch seconds (Zeek).
 fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
     times.parse(s).or_else(|| Timestamp::parse_epoch(s))
+}
+
+/// An address as the index stores it: IPv4-mapped IPv6 folded to IPv4.
+fn canonical_ip(a: std::net::IpAddr) -> std::net::IpAddr {
+    match a {
+        std::net::IpAddr::V6(v) => canonical_v6(v),
+        v4 => v4,
+    }
 }
 
 /// A quick plausibility check for a DNS name: what no indicator key can equal.
@@ -102,9 +110,10 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
         let kql = self.opts.semantics == Semantics::Kql;
         match self.opts.query {
-            Query::Network => match parse_ip_addr(key) {
+            Query::Network => match parse_ip_addr(key).map(canonical_ip) {
                 Some(std::net::IpAddr::V4(a)) => Probe::V4(a),
-                _ => Probe::Unknown,
+                Some(std::net::IpAddr::V6(a)) => Probe::V6(a),
+                None => Probe::Unknown,
             },
             // Normalized mode must still see an implausible name, to count it.
             Query::Dns if kql || (!self.opts.subdomains && plausible_domain(key)) => {
@@ -125,6 +134,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         match key {
             Probe::Unknown => false,
             Probe::V4(a) => self.index.ipv4_absent(*a, kql),
+            Probe::V6(a) => self.index.ipv6_absent(*a, kql),
             Probe::Domain(h) => self.index.domain_absent_hashed(*h, kql),
         }
     }
@@ -217,8 +227,10 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
 enum Probe {
     /// No cheap proof applies.
     Unknown,
-    /// A network event's IPv4 key.
+    /// A network event's IPv4 key (IPv4-mapped IPv6 included).
     V4(std::net::Ipv4Addr),
+    /// A network event's IPv6 key.
+    V6(std::net::Ipv6Addr),
     /// The string-table hash of a DNS event's name, normalized.
     Domain(u64),
 }
@@ -257,12 +269,18 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             }
         }
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
-        // A name's fingerprint is found through the bucket directory: read those first.
-        if keys.iter().any(|k| matches!(k, Probe::Domain(_))) {
+        // A name's fingerprint is found through the bucket directory, an IPv6 address's lone
+        // bucket through its first-level entry: read those first.
+        if keys
+            .iter()
+            .any(|k| matches!(k, Probe::Domain(_) | Probe::V6(_)))
+        {
             for (byte, key) in bytes.iter_mut().zip(&keys) {
-                if let Probe::Domain(h) = key {
-                    *byte = m.index.domain_dir_byte_hashed(*h);
-                }
+                *byte = match key {
+                    Probe::Domain(h) => m.index.domain_dir_byte_hashed(*h),
+                    Probe::V6(a) => m.index.ipv6_probe_bytes(*a, true),
+                    _ => None,
+                };
             }
             crate::index::touch(&bytes);
         }
@@ -270,6 +288,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             *byte = match key {
                 Probe::Unknown => None,
                 Probe::V4(a) => m.index.ipv4_probe_byte(*a),
+                Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
                 Probe::Domain(h) => m.index.domain_probe_byte_hashed(*h),
             };
         }

@@ -478,6 +478,22 @@ impl<'a> FamilyView<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when `i` is out of range.
+    /// The byte of the lone first-level entry of `addr`'s bucket: the first read of a lone
+    /// search, for a batch to touch ahead.
+    #[inline]
+    pub fn lone_l1_byte(&self, addr: u128) -> Option<&'a u8> {
+        self.lone_l1.get(lone_bucket(addr, self.lone_l1_bits) * 4)
+    }
+
+    /// The first address byte of `addr`'s lone bucket: the second read of a lone search (it
+    /// reads the first-level entry, which a batch has just touched).
+    #[inline]
+    pub fn lone_bucket_byte(&self, addr: u128, width: usize) -> Option<&'a u8> {
+        let k = lone_bucket(addr, self.lone_l1_bits);
+        let first = u32_at(self.lone_l1, k * 4)? as usize;
+        self.lone_addrs.get(first.checked_mul(width)?)
+    }
+
     pub fn lone_id(&self, i: usize) -> Result<u32> {
         u32_at(self.lone_ids, i * 4)
             .ok_or_else(|| Error::corrupt(self.values_at, "lone index out of range"))

@@ -237,6 +237,36 @@ impl<S: AsRef<[u8]>> Index<S> {
             && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
     }
 
+    /// Whether no indicator address or CIDR contains the IPv6 address `a` (`false` means "look
+    /// it up"; so does an IPv4-mapped `a`, which is looked up as IPv4); with `raw_too`, also
+    /// that the KQL-exact join finds nothing (see [`Index::ipv4_absent`]). It reads the interval
+    /// table and `a`'s lone bucket, whose two cache lines a batch reads ahead with
+    /// [`Index::ipv6_probe_bytes`].
+    #[inline]
+    pub fn ipv6_absent(&self, a: std::net::Ipv6Addr, raw_too: bool) -> bool {
+        if a.to_ipv4_mapped().is_some() {
+            return false;
+        }
+        let key = u128::from(a);
+        let fam = self.v6();
+        fam.find_v6(key).is_ok_and(|v| v == iptrie::EMPTY)
+            && fam.find_lone(key, 16).is_ok_and(|r| r.is_empty())
+            && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
+    }
+
+    /// The bytes [`Index::ipv6_absent`] reads in turn for `a`'s lone bucket: with `first`, the
+    /// bucket's first-level entry; without, the bucket's first address (found through that
+    /// entry, so a batch touches the first bytes of all its keys, then the second ones).
+    #[inline]
+    pub fn ipv6_probe_bytes(&self, a: std::net::Ipv6Addr, first: bool) -> Option<&u8> {
+        let fam = self.v6();
+        if first {
+            fam.lone_l1_byte(u128::from(a))
+        } else {
+            fam.lone_bucket_byte(u128::from(a), 16)
+        }
+    }
+
     /// Whether the IPv4 occupancy bitmap rules `addr` out, reading only the bitmap section.
     #[inline]
     fn v4_bitmap_absent(&self, addr: u32) -> bool {
