@@ -195,7 +195,7 @@ fn plain_record<'a>(
                         break c;
                     }
                 };
-                newlines += memchr::memchr_iter(b'\n', &b[k..close]).count() as u64;
+                newlines += count_newlines(&b[k..close]);
                 match (b.get(close + 1), b.get(close + 2)) {
                     (None | Some(b',' | b'\n'), _) | (Some(b'\r'), Some(b'\n')) => {}
                     _ => return None,
@@ -206,6 +206,17 @@ fn plain_record<'a>(
     };
     let (fields, end, ncols, ok) = needed_fields(b, text, &ranges, end, col + 1);
     Some((fields, end, ncols, ok, newlines))
+}
+
+/// Newlines in `b`, a quoted field: one search for the first (there rarely is one), a count
+/// only when found. Counting the short answer lists of DNS records outright took 13% of a DNS
+/// hunt, in the counter's vector setup.
+#[inline]
+fn count_newlines(b: &[u8]) -> u64 {
+    match memchr::memchr(b'\n', b) {
+        None => 0,
+        Some(k) => memchr::memchr_iter(b'\n', &b[k..]).count() as u64,
+    }
 }
 
 /// Turns the needed fields' byte ranges into text: slices of `text` (the chunk's valid UTF-8
