@@ -315,7 +315,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or_default());
         diff |= word(x) ^ word(y);
     }
-    diff == 0 && ca.remainder() == cb.remainder()
+    // The tail byte by byte: a slice comparison here is a `memcmp` call.
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 /// The first `"` or `\\` at or after `from`, eight bytes at a time: JSON strings in logs are
@@ -368,6 +372,70 @@ fn value<'a>(b: &'a [u8], t: Option<&'a str>, p: usize) -> Option<(Option<Cow<'a
     }
 }
 
+/// What a key means for the wanted paths at its level: the fields whose path ends there
+/// (`leaf`) and those whose path continues into its value (`deeper`). Both 0: skip the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Action {
+    leaf: u8,
+    deeper: u8,
+}
+
+/// The [`Action`] of key `k` at `level` for the `want`ed fields.
+#[inline]
+fn action(paths: &Paths, level: usize, want: u8, k: &[u8]) -> Action {
+    // At the top level, only paths whose first segment has the key's length can match.
+    let want = if level == 0 {
+        want & paths.first_by_len[k.len().min(63)]
+    } else {
+        want
+    };
+    let mut a = Action::default();
+    if want == 0 {
+        return a;
+    }
+    for (i, path) in paths.paths.iter().enumerate() {
+        if want & (1 << i) == 0 {
+            continue;
+        }
+        if let Some(path) = path {
+            if path.get(level).is_some_and(|s| same(s.as_bytes(), k)) {
+                if path.len() == level + 1 {
+                    a.leaf |= 1 << i;
+                } else {
+                    a.deeper |= 1 << i;
+                }
+            }
+        }
+    }
+    a
+}
+
+/// Reads or skips the value at `p` as `a` says; returns the position after it.
+#[inline]
+fn apply<'a>(
+    b: &'a [u8],
+    t: Option<&'a str>,
+    p: usize,
+    paths: &Paths,
+    level: usize,
+    a: Action,
+    fields: &mut Fields<'a>,
+) -> Option<usize> {
+    if a.leaf != 0 {
+        let (v, n) = value(b, t, p)?;
+        for (i, f) in fields.iter_mut().enumerate() {
+            if a.leaf & (1 << i) != 0 {
+                *f = v.clone();
+            }
+        }
+        Some(n)
+    } else if a.deeper != 0 && b.get(p) == Some(&b'{') {
+        object(b, t, p, paths, level + 1, a.deeper, fields)
+    } else {
+        skip_value(b, p)
+    }
+}
+
 /// Reads the object at `p`, filling `fields` for the paths whose segments from `level` on
 /// match. Returns the position after the object.
 fn object<'a>(
@@ -380,46 +448,108 @@ fn object<'a>(
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
     members(b, p, |k, p| {
-        // Which wanted paths continue through this key? At the top level, only those whose
-        // first segment has the key's length can.
-        let want = if level == 0 {
-            want & paths.first_by_len[k.len().min(63)]
-        } else {
-            want
-        };
-        if want == 0 {
-            return skip_value(b, p);
-        }
-        let mut leaf: u8 = 0;
-        let mut deeper: u8 = 0;
-        for (i, path) in paths.paths.iter().enumerate() {
-            if want & (1 << i) == 0 {
-                continue;
-            }
-            if let Some(path) = path {
-                if path.get(level).is_some_and(|s| same(s.as_bytes(), &k)) {
-                    if path.len() == level + 1 {
-                        leaf |= 1 << i;
-                    } else {
-                        deeper |= 1 << i;
-                    }
-                }
-            }
-        }
-        if leaf != 0 {
-            let (v, n) = value(b, t, p)?;
-            for (i, f) in fields.iter_mut().enumerate() {
-                if leaf & (1 << i) != 0 {
-                    *f = v.clone();
-                }
-            }
-            Some(n)
-        } else if deeper != 0 && b.get(p) == Some(&b'{') {
-            object(b, t, p, paths, level + 1, deeper, fields)
-        } else {
-            skip_value(b, p)
-        }
+        apply(
+            b,
+            t,
+            p,
+            paths,
+            level,
+            action(paths, level, want, &k),
+            fields,
+        )
     })
+}
+
+/// The top-level keys of the last record, in order, with their [`Action`]s. The records of
+/// one log nearly always repeat their keys in the same order, so a key that equals, byte for
+/// byte, the one at the same position last time needs neither a parse of its own nor a
+/// comparison with the wanted paths.
+#[derive(Default)]
+struct Shape {
+    /// Keys (without escapes) and actions; the first `len` are current.
+    keys: Vec<(Vec<u8>, Action)>,
+    len: usize,
+}
+
+impl Shape {
+    /// If the key at `p` is the one remembered at position `j`: its action and the position
+    /// after it. The remembered key holds no `"` or `\\`, so bytes equal to it followed by a
+    /// quote are that whole key.
+    #[inline]
+    fn known(&self, j: usize, b: &[u8], p: usize) -> Option<(Action, usize)> {
+        if j >= self.len {
+            return None;
+        }
+        let (k, a) = self.keys.get(j)?;
+        let end = p + 1 + k.len();
+        let hit = b.get(p) == Some(&b'"')
+            && b.get(p + 1..end).is_some_and(|s| same(s, k))
+            && b.get(end) == Some(&b'"');
+        hit.then_some((*a, end + 1))
+    }
+
+    /// Remembers key `k` (with `plain`: as written, no escapes) at position `j`, forgetting
+    /// the positions after it.
+    fn learn(&mut self, j: usize, k: &[u8], plain: bool, a: Action) {
+        if j > self.len {
+            return;
+        }
+        self.len = j;
+        if !plain {
+            return;
+        }
+        match self.keys.get_mut(j) {
+            Some(slot) => {
+                slot.0.clear();
+                slot.0.extend_from_slice(k);
+                slot.1 = a;
+            }
+            None => self.keys.push((k.to_vec(), a)),
+        }
+        self.len = j + 1;
+    }
+}
+
+/// [`object`] at the top level of a record, through `shape`.
+#[inline]
+fn top_object<'a>(
+    b: &'a [u8],
+    t: Option<&'a str>,
+    paths: &Paths,
+    shape: &mut Shape,
+    fields: &mut Fields<'a>,
+) -> Option<usize> {
+    let mut p = ws(b, 0);
+    if b.get(p) != Some(&b'{') {
+        return None;
+    }
+    p = ws(b, p + 1);
+    if b.get(p) == Some(&b'}') {
+        return Some(p + 1);
+    }
+    let mut j = 0;
+    loop {
+        let (a, np) = match shape.known(j, b, p) {
+            Some(known) => known,
+            None => {
+                let (k, np) = key(b, p)?;
+                let a = action(paths, 0, 0xff, &k);
+                shape.learn(j, &k, matches!(k, Cow::Borrowed(_)), a);
+                (a, np)
+            }
+        };
+        j += 1;
+        p = ws(b, np);
+        if b.get(p) != Some(&b':') {
+            return None;
+        }
+        p = ws(b, apply(b, t, ws(b, p + 1), paths, 0, a, fields)?);
+        match b.get(p) {
+            Some(b',') => p = ws(b, p + 1),
+            Some(b'}') => return Some(p + 1),
+            _ => return None,
+        }
+    }
 }
 
 pub(super) fn scan<'a>(
@@ -432,6 +562,7 @@ pub(super) fn scan<'a>(
     let text = super::valid_prefix(b);
     let mut line = first_line;
     let mut pos = 0;
+    let mut shape = Shape::default();
     while pos < b.len() {
         let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |k| pos + k);
         let raw = &b[pos..end];
@@ -444,7 +575,7 @@ pub(super) fn scan<'a>(
             } else {
                 let mut fields: Fields<'a> = Default::default();
                 let t = text.get(from..from + l.len());
-                match object(l, t, 0, paths, 0, 0xff, &mut fields) {
+                match top_object(l, t, paths, &mut shape, &mut fields) {
                     Some(after) if ws(l, after) == l.len() => rec(line, pos..end, fields),
                     _ => bad(line, pos..end, Malformed::Json),
                 }
@@ -581,6 +712,81 @@ not json
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             assert_eq!(f[1].as_deref(), v[long.as_str()].as_str(), "{l}");
             assert_eq!(f[2].as_deref(), v["Name"].as_str(), "{l}");
+        }
+    }
+
+    /// Records of one chunk whose keys change order, length and spelling from one line to the
+    /// next (decoys one byte off a wanted key, escaped spellings of it, duplicates, nulls):
+    /// what the remembered key order ([`Shape`]) settles must agree with serde_json.
+    #[test]
+    fn changing_key_orders_agree_with_serde_json() {
+        let keys = [
+            "Name",
+            "Nam",
+            "Names",
+            "Namf",
+            "N\\u0061me",
+            "ClientIP",
+            "ClientIPs",
+            "TimeGenerated",
+            "TimeGenerateX",
+            "QueryType",
+            "X",
+        ];
+        let values = [
+            "a",
+            "evil.com",
+            "1.2.3.4",
+            "q\\\"uote",
+            "\\u00e9t\\u00e9",
+            "",
+            "x y",
+        ];
+        let mut rng = crate::gen::Rng::new(0x5eed_0005);
+        let mut lines = Vec::new();
+        let mut prev: Vec<&str> = Vec::new();
+        for _ in 0..3000 {
+            // Mostly the previous order (what the cache is for), sometimes a new one.
+            let order: Vec<&str> = if !prev.is_empty() && rng.below(3) > 0 {
+                let mut o = prev.clone();
+                if rng.below(4) == 0 {
+                    let i = rng.below(o.len() as u64) as usize;
+                    o[i] = keys[rng.below(keys.len() as u64) as usize];
+                }
+                o
+            } else {
+                (0..rng.range(0, 7))
+                    .map(|_| keys[rng.below(keys.len() as u64) as usize])
+                    .collect()
+            };
+            let members: Vec<String> = order
+                .iter()
+                .map(|k| {
+                    let v = if rng.below(10) == 0 {
+                        "null".to_string()
+                    } else {
+                        format!("\"{}\"", values[rng.below(values.len() as u64) as usize])
+                    };
+                    format!("\"{k}\":{v}")
+                })
+                .collect();
+            lines.push(format!("{{{}}}", members.join(",")));
+            prev = order;
+        }
+        let text = lines.join("\n") + "\n";
+        let (recs, bads) = crate::logs::testing::run(
+            crate::logs::LogFormat::Ndjson,
+            text.as_bytes(),
+            &[&["TimeGenerated"], &["ClientIP"], &["Name"]],
+            1,
+        );
+        assert!(bads.is_empty(), "{bads:?}");
+        assert_eq!(recs.len(), lines.len());
+        for ((_, f), l) in recs.iter().zip(&lines) {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for (slot, name) in [(0, "TimeGenerated"), (1, "ClientIP"), (2, "Name")] {
+                assert_eq!(f[slot].as_deref(), v[name].as_str(), "{name} in {l}");
+            }
         }
     }
 
