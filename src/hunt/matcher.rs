@@ -7,6 +7,7 @@ use crate::index::Index;
 use crate::indicator::{canonical_v6, normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::{TimeCursor, Timestamp};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Counters of one chunk, and its time cursor.
@@ -115,13 +116,15 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
                 Some(std::net::IpAddr::V6(a)) => Probe::V6(a),
                 None => Probe::Unknown,
             },
-            // Normalized mode must still see an implausible name, to count it.
-            Query::Dns if kql || (!self.opts.subdomains && plausible_domain(key)) => {
-                match normalize_domain_cow(key) {
-                    Ok(d) => Probe::Domain(crate::index::domain_hash(&d)),
-                    Err(_) => Probe::Unknown,
+            // Normalized mode must still see an implausible name, to count it. A name the
+            // normalizer takes unchanged (lowercase letters, digits, `-`, `_`, dots) is
+            // plausible without the check.
+            Query::Dns if kql || !self.opts.subdomains => match normalize_domain_cow(key) {
+                Ok(d) if kql || matches!(d, Cow::Borrowed(_)) || plausible_domain(key) => {
+                    Probe::Domain(crate::index::domain_hash(&d))
                 }
-            }
+                _ => Probe::Unknown,
+            },
             Query::Dns => Probe::Unknown,
         }
     }
