@@ -281,13 +281,7 @@ fn skip_value(b: &[u8], p: usize) -> Option<usize> {
                 depth -= 1;
                 p += 1;
             }
-            c if c == b'-' || c.is_ascii_alphanumeric() => {
-                while b.get(p).is_some_and(|&c| {
-                    c == b'-' || c == b'+' || c == b'.' || c.is_ascii_alphanumeric()
-                }) {
-                    p += 1;
-                }
-            }
+            c if c == b'-' || c.is_ascii_alphanumeric() => p = scalar_end(b, p),
             _ => return None,
         }
         if depth == 0 {
@@ -300,6 +294,29 @@ fn skip_value(b: &[u8], p: usize) -> Option<usize> {
             _ => return None,
         }
     }
+}
+
+/// The end of the bare scalar (number, `true`, `false`, `null`) at `p`: the first byte that
+/// is not an ASCII letter, digit, `-`, `+` or `.`, eight bytes at a time.
+#[inline]
+fn scalar_end(b: &[u8], mut p: usize) -> usize {
+    use crate::swar::{eq, in_range, word, HIGH};
+    while p < b.len() {
+        // Bytes past the end read as 0, which ends the scalar.
+        let w = word(b, p, 0);
+        let ok = in_range(w, b'0', b'9')
+            | in_range(w, b'a', b'z')
+            | in_range(w, b'A', b'Z')
+            | eq(w, b'-')
+            | eq(w, b'+')
+            | eq(w, b'.');
+        let other = !ok & HIGH;
+        if other != 0 {
+            return (p + (other.trailing_zeros() / 8) as usize).min(b.len());
+        }
+        p += 8;
+    }
+    b.len()
 }
 
 /// `a == b` for short keys, inline: a `memcmp` call per candidate key costs more than the
@@ -466,30 +483,31 @@ fn object<'a>(
 /// comparison with the wanted paths.
 #[derive(Default)]
 struct Shape {
-    /// Keys (without escapes) and actions; the first `len` are current.
+    /// Member leads (the quoted key, without escapes, and its colon) and actions; the first
+    /// `len` are current.
     keys: Vec<(Vec<u8>, Action)>,
     len: usize,
 }
 
 impl Shape {
-    /// If the key at `p` is the one remembered at position `j`: its action and the position
-    /// after it. The remembered key holds no `"` or `\\`, so bytes equal to it followed by a
-    /// quote are that whole key.
+    /// If the member at `p` starts as the one remembered at position `j`: its action and the
+    /// position after the remembered bytes (the value, or whitespace before it). Those bytes
+    /// are the quoted key, without `\\` inside, then the colon and the whitespace around it,
+    /// so bytes equal to them are that whole key and its colon.
     #[inline]
     fn known(&self, j: usize, b: &[u8], p: usize) -> Option<(Action, usize)> {
         if j >= self.len {
             return None;
         }
-        let (k, a) = self.keys.get(j)?;
-        let end = p + 1 + k.len();
-        let hit = b.get(p) == Some(&b'"')
-            && b.get(p + 1..end).is_some_and(|s| same(s, k))
-            && b.get(end) == Some(&b'"');
-        hit.then_some((*a, end + 1))
+        let (lead, a) = self.keys.get(j)?;
+        let end = p + lead.len();
+        b.get(p..end)
+            .is_some_and(|s| same(s, lead))
+            .then_some((*a, end))
     }
 
-    /// Remembers key `k` (with `plain`: as written, no escapes) at position `j`, forgetting
-    /// the positions after it.
+    /// Remembers `lead`, a member's bytes from its key's opening quote to its value (with
+    /// `plain`: a key without escapes), at position `j`, forgetting the positions after it.
     fn learn(&mut self, j: usize, k: &[u8], plain: bool, a: Action) {
         if j > self.len {
             return;
@@ -529,24 +547,30 @@ fn top_object<'a>(
     }
     let mut j = 0;
     loop {
-        let (a, np) = match shape.known(j, b, p) {
+        let (a, vp) = match shape.known(j, b, p) {
             Some(known) => known,
             None => {
                 let (k, np) = key(b, p)?;
+                let colon = ws(b, np);
+                if b.get(colon) != Some(&b':') {
+                    return None;
+                }
+                let vp = ws(b, colon + 1);
                 let a = action(paths, 0, 0xff, &k);
-                shape.learn(j, &k, matches!(k, Cow::Borrowed(_)), a);
-                (a, np)
+                shape.learn(j, &b[p..vp], matches!(k, Cow::Borrowed(_)), a);
+                (a, vp)
             }
         };
         j += 1;
-        p = ws(b, np);
-        if b.get(p) != Some(&b':') {
-            return None;
-        }
-        p = ws(b, apply(b, t, ws(b, p + 1), paths, 0, a, fields)?);
-        match b.get(p) {
-            Some(b',') => p = ws(b, p + 1),
-            Some(b'}') => return Some(p + 1),
+        let q = apply(b, t, ws(b, vp), paths, 0, a, fields)?;
+        // Compact JSON: the separator follows the value at once.
+        let q = match b.get(q) {
+            Some(b',' | b'}') => q,
+            _ => ws(b, q),
+        };
+        match b.get(q) {
+            Some(b',') => p = ws(b, q + 1),
+            Some(b'}') => return Some(q + 1),
             _ => return None,
         }
     }
@@ -716,7 +740,8 @@ not json
     }
 
     /// Records of one chunk whose keys change order, length and spelling from one line to the
-    /// next (decoys one byte off a wanted key, escaped spellings of it, duplicates, nulls):
+    /// next (decoys one byte off a wanted key, escaped spellings of it, duplicates, nulls,
+    /// whitespace around colons and after commas):
     /// what the remembered key order ([`Shape`]) settles must agree with serde_json.
     #[test]
     fn changing_key_orders_agree_with_serde_json() {
@@ -767,10 +792,13 @@ not json
                     } else {
                         format!("\"{}\"", values[rng.below(values.len() as u64) as usize])
                     };
-                    format!("\"{k}\":{v}")
+                    // Now and then whitespace around the colon, which a lead includes.
+                    let colon = [":", ":", ":", " :", ": ", " : "][rng.below(6) as usize];
+                    format!("\"{k}\"{colon}{v}")
                 })
                 .collect();
-            lines.push(format!("{{{}}}", members.join(",")));
+            let comma = [",", ",", ", "][rng.below(3) as usize];
+            lines.push(format!("{{{}}}", members.join(comma)));
             prev = order;
         }
         let text = lines.join("\n") + "\n";
@@ -786,6 +814,28 @@ not json
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             for (slot, name) in [(0, "TimeGenerated"), (1, "ClientIP"), (2, "Name")] {
                 assert_eq!(f[slot].as_deref(), v[name].as_str(), "{name} in {l}");
+            }
+        }
+    }
+
+    /// The word-at-a-time scalar end against a byte-by-byte definition.
+    #[test]
+    fn scalar_end_matches_bytewise() {
+        let mut rng = crate::gen::Rng::new(0x5ca1_0001);
+        let alphabet = b"09azAZ-+.e,}] \"\x00\x7f\x80\xff_";
+        for _ in 0..20_000 {
+            let len = rng.below(24) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
+            for p in 0..=b.len() {
+                let want = (p..b.len())
+                    .find(|&i| {
+                        let c = b[i];
+                        !(c == b'-' || c == b'+' || c == b'.' || c.is_ascii_alphanumeric())
+                    })
+                    .unwrap_or(b.len());
+                assert_eq!(scalar_end(&b, p), want, "{b:?} from {p}");
             }
         }
     }
