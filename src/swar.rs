@@ -75,10 +75,8 @@ mod tests {
         let mut rng = crate::gen::Rng::new(0x5a4a_0001);
         let alphabet = b"09az.,\n\"\\\x00\x7f\x80\xff-_A";
         for _ in 0..50_000 {
-            let len = rng.below(20) as usize;
-            let b: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                .collect();
+            let b = crate::logs::testing::random_bytes(&mut rng, alphabet, 20);
+            let len = b.len();
             let at = rng.below(len as u64 + 2) as usize;
             let want: Vec<u8> = (0..8).map(|k| *b.get(at + k).unwrap_or(&b'#')).collect();
             let w = word(&b, at, b'#');

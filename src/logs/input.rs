@@ -454,6 +454,7 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::testing::random_bytes;
 
     #[test]
     fn split_respects_quoted_newlines() {
@@ -473,14 +474,6 @@ mod tests {
             }
             assert_eq!(next, data.len());
         }
-    }
-
-    /// Up to `max` bytes drawn from `alphabet`.
-    fn random_bytes(rng: &mut crate::gen::Rng, alphabet: &[u8], max: u64) -> Vec<u8> {
-        let len = rng.below(max) as usize;
-        (0..len)
-            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-            .collect()
     }
 
     /// Every record boundary of `b` by a byte-by-byte parity scan.

@@ -824,10 +824,7 @@ not json
         let mut rng = crate::gen::Rng::new(0x5ca1_0001);
         let alphabet = b"09azAZ-+.e,}] \"\x00\x7f\x80\xff_";
         for _ in 0..20_000 {
-            let len = rng.below(24) as usize;
-            let b: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                .collect();
+            let b = crate::logs::testing::random_bytes(&mut rng, alphabet, 24);
             for p in 0..=b.len() {
                 let want = (p..b.len())
                     .find(|&i| {

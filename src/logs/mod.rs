@@ -251,6 +251,14 @@ fn valid_prefix(b: &[u8]) -> &str {
 pub(crate) mod testing {
     use super::*;
 
+    /// Fewer than `max` bytes drawn from `alphabet`.
+    pub fn random_bytes(rng: &mut crate::gen::Rng, alphabet: &[u8], max: u64) -> Vec<u8> {
+        let len = rng.below(max) as usize;
+        (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+            .collect()
+    }
+
     /// Records as `(line, needed fields as owned strings)`.
     pub type Recs = Vec<(u64, Vec<Option<String>>)>;
 
