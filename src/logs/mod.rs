@@ -122,7 +122,7 @@ impl Malformed {
             Malformed::Utf8 => "invalid UTF-8",
             Malformed::Json => "not a JSON object",
             Malformed::TooLong => "record longer than 1 MiB",
-            Malformed::BadKey => "key is not a valid address or domain",
+            Malformed::BadKey => "invalid key (not an address or domain)",
             Malformed::BadTime => "unparseable time",
         }
     }
