@@ -4,7 +4,7 @@
 use super::{Expiry, HuntOptions, Match, Query, Semantics};
 use crate::error::Result;
 use crate::index::Index;
-use crate::indicator::{canonical_v6, normalize_domain_cow, parse_ip_addr};
+use crate::indicator::{normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::{TimeCursor, Timestamp};
 use std::borrow::Cow;
@@ -24,14 +24,6 @@ pub(crate) struct Tally {
 /// Parses an event time: ISO / US forms, else epoch seconds (Zeek).
 fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
     times.parse(s).or_else(|| Timestamp::parse_epoch(s))
-}
-
-/// An address as the index stores it: IPv4-mapped IPv6 folded to IPv4.
-fn canonical_ip(a: std::net::IpAddr) -> std::net::IpAddr {
-    match a {
-        std::net::IpAddr::V6(v) => canonical_v6(v),
-        v4 => v4,
-    }
 }
 
 /// A quick plausibility check for a DNS name: what no indicator key can equal.
@@ -111,7 +103,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
         let kql = self.opts.semantics == Semantics::Kql;
         match self.opts.query {
-            Query::Network => match parse_ip_addr(key).map(canonical_ip) {
+            Query::Network => match parse_ip_addr(key).map(crate::index::canonical) {
                 Some(std::net::IpAddr::V4(a)) => Probe::V4(a),
                 Some(std::net::IpAddr::V6(a)) => Probe::V6(a),
                 None => Probe::Unknown,

@@ -309,6 +309,23 @@ pub fn lone_bucket(addr: u128, bits: u8) -> usize {
     (h >> (64 - u32::from(bits.min(63)))) as usize
 }
 
+/// The lone first-level table's entries for addresses in `buckets` (of `2^bits`): per bucket
+/// the number of addresses in the buckets before it, then the total (`2^bits + 1` entries).
+/// The writer builds the table with it; `verify` checks the file's against it.
+pub fn bucket_starts(buckets: &[usize], bits: u8) -> Vec<usize> {
+    let n = 1usize << bits;
+    let mut first = vec![0usize; n + 1];
+    for &b in buckets {
+        if let Some(c) = first.get_mut(b + 1) {
+            *c += 1;
+        }
+    }
+    for b in 0..n {
+        first[b + 1] += first[b];
+    }
+    first
+}
+
 /// A first-level table: entry `b` is `first(b)`, for `b` in `0..=2^bits`.
 fn l1_table(bits: u8, first: impl Fn(u128) -> usize, width: u32, last: usize) -> Vec<u8> {
     let buckets = 1usize << bits;
@@ -347,24 +364,26 @@ fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Fa
     // Hashed buckets of about four addresses each: real feeds crowd their IPv6 addresses into
     // a few /32s, where buckets by leading bits would hold thousands.
     let lone_l1_bits = log2_ceil(m).saturating_sub(2).min(max_bits) as u8;
-    let mut lone = lone;
-    // Stable: within a bucket, ascending addresses and, per address, record order.
-    lone.sort_by_key(|&(a, _)| lone_bucket(a, lone_l1_bits));
-    let mut lone_l1 = Vec::with_capacity(((1usize << lone_l1_bits) + 1) * 4);
-    let mut i = 0;
-    for b in 0..(1usize << lone_l1_bits) {
-        while lone
-            .get(i)
-            .is_some_and(|e| lone_bucket(e.0, lone_l1_bits) < b)
-        {
-            i += 1;
-        }
-        lone_l1.extend_from_slice(&(i as u32).to_le_bytes());
+    let buckets: Vec<usize> = lone
+        .iter()
+        .map(|&(a, _)| lone_bucket(a, lone_l1_bits))
+        .collect();
+    let first = bucket_starts(&buckets, lone_l1_bits);
+    // A stable counting sort by bucket: within a bucket, ascending addresses and, per address,
+    // record order, as `lone` has them.
+    let mut order = vec![0usize; m];
+    let mut next = first.clone();
+    for (i, &b) in buckets.iter().enumerate() {
+        order[next[b]] = i;
+        next[b] += 1;
     }
-    lone_l1.extend_from_slice(&(m as u32).to_le_bytes());
+    let lone_l1: Vec<u8> = first
+        .iter()
+        .flat_map(|&i| (i as u32).to_le_bytes())
+        .collect();
     let mut lone_addrs = Vec::with_capacity(m * if width == 32 { 4 } else { 16 });
     let mut lone_ids = Vec::with_capacity(m * 4);
-    for &(a, id) in &lone {
+    for &(a, id) in order.iter().map(|&i| &lone[i]) {
         put_addr(&mut lone_addrs, a, width);
         lone_ids.extend_from_slice(&id.to_le_bytes());
     }

@@ -764,7 +764,7 @@ pub(crate) fn domain_hash(normalized: &str) -> u64 {
 
 /// An address with IPv4-mapped IPv6 folded to IPv4, as the index stores them.
 #[inline]
-fn canonical(addr: IpAddr) -> IpAddr {
+pub(crate) fn canonical(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V6(a) => canonical_v6(a),
         v4 => v4,

@@ -125,18 +125,14 @@ pub struct RecordsBuilder<'a> {
     last: [u64; FIELDS],
 }
 
-/// Whether the values of field `f` are nearly always unique to their record.
-fn unique_field(f: usize) -> bool {
-    const UNIQUE: [Field; 6] = [
-        Field::Value,
-        Field::RawValue,
-        Field::Id,
-        Field::KqlNetworkIp,
-        Field::KqlDomainName,
-        Field::Modified,
-    ];
-    UNIQUE.iter().any(|&u| u as usize == f)
-}
+/// The fields whose values are nearly always unique to their record, as bits: stored without
+/// the dictionary.
+const UNIQUE: u16 = 1 << Field::Value as u16
+    | 1 << Field::RawValue as u16
+    | 1 << Field::Id as u16
+    | 1 << Field::KqlNetworkIp as u16
+    | 1 << Field::KqlDomainName as u16
+    | 1 << Field::Modified as u16;
 
 impl<'a> RecordsBuilder<'a> {
     /// A builder sized for `n` records.
@@ -202,7 +198,7 @@ impl<'a> RecordsBuilder<'a> {
             Some(c) if c.is_finite() => CONF_IN_BLOCK,
             _ => NULL_CONF,
         };
-        let mut conf_text = match ind.confidence {
+        let conf_text = match ind.confidence {
             Some(c) if conf == CONF_IN_BLOCK => c.to_string(),
             _ => String::new(),
         };
@@ -230,14 +226,16 @@ impl<'a> RecordsBuilder<'a> {
         }
         self.blocks.extend_from_slice(&present.to_le_bytes());
         self.blocks.extend_from_slice(&same.to_le_bytes());
-        for f in 0..FIELDS {
+        for (f, &text) in fields.iter().enumerate() {
             if present & (1 << f) != 0 && same & (1 << f) == 0 {
-                let o = match f {
-                    0 => self.store(f, &value),
-                    12 => self.store(f, &modified),
-                    13 => self.intern(Cow::Owned(std::mem::take(&mut conf_text))),
-                    _ if unique_field(f) => self.store(f, borrowed_field(ind, f)),
-                    _ => self.intern(Cow::Borrowed(borrowed_field(ind, f))),
+                let o = if UNIQUE & (1 << f) != 0 {
+                    self.store(f, text)
+                } else if f == Field::Confidence as usize {
+                    // Computed: the dictionary keeps its own copy.
+                    self.intern(Cow::Owned(text.to_owned()))
+                } else {
+                    // Borrowed from the indicator, which outlives the dictionary.
+                    self.intern(Cow::Borrowed(borrowed_field(ind, f)))
                 };
                 put_varint(&mut self.blocks, o);
             }

@@ -87,10 +87,12 @@ impl<S: AsRef<[u8]>> Index<S> {
         let m = fam.lone_ids.len() / 4;
         let bits = fam.lone_l1_bits;
         let mut prev: Option<(usize, u128)> = None;
+        let mut buckets = Vec::with_capacity(m);
         for i in 0..m {
             let a = key(fam.lone_addrs, i)
                 .ok_or_else(|| bad(sects[2], i, "lone address out of range"))?;
             let here = (iptrie::lone_bucket(a, bits), a);
+            buckets.push(here.0);
             if prev.is_some_and(|p| p > here) {
                 return Err(bad(
                     sects[2],
@@ -102,17 +104,7 @@ impl<S: AsRef<[u8]>> Index<S> {
             self.checked(fam.lone_id(i)?)?;
         }
         // Each bucket's first index, as the writer computes it.
-        let mut first = 0usize;
-        for b in 0..=(1usize << bits) {
-            if b == 1usize << bits {
-                first = m;
-            } else {
-                while first < m
-                    && key(fam.lone_addrs, first).is_some_and(|a| iptrie::lone_bucket(a, bits) < b)
-                {
-                    first += 1;
-                }
-            }
+        for (b, &first) in iptrie::bucket_starts(&buckets, bits).iter().enumerate() {
             if format::u32_at(fam.lone_l1, b * 4).is_none_or(|v| v as usize != first) {
                 return Err(Error::corrupt(
                     self.at(sects[3]) + b * 4,

@@ -139,7 +139,30 @@ fn collect_keys(
 fn members<'a>(
     b: &'a [u8],
     p: usize,
-    mut member: impl FnMut(Cow<'a, [u8]>, usize) -> Option<usize>,
+    member: impl FnMut(Cow<'a, [u8]>, usize) -> Option<usize>,
+) -> Option<usize> {
+    walk(b, p, |_, p| key_and_colon(b, p), member)
+}
+
+/// The key at `p`, its colon and the whitespace after it: the key and its value's position.
+#[inline]
+fn key_and_colon(b: &[u8], p: usize) -> Option<(Cow<'_, [u8]>, usize)> {
+    let (k, np) = key(b, p)?;
+    let colon = ws(b, np);
+    if b.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((k, ws(b, colon + 1)))
+}
+
+/// [`members`] with the key step given: `lead(j, p)` reads member `j`'s key and colon at `p`
+/// and returns what `member` needs of the key and the value's position.
+#[inline]
+fn walk<K>(
+    b: &[u8],
+    p: usize,
+    mut lead: impl FnMut(usize, usize) -> Option<(K, usize)>,
+    mut member: impl FnMut(K, usize) -> Option<usize>,
 ) -> Option<usize> {
     let mut p = ws(b, p);
     if b.get(p) != Some(&b'{') {
@@ -149,19 +172,21 @@ fn members<'a>(
     if b.get(p) == Some(&b'}') {
         return Some(p + 1);
     }
-    loop {
-        let (k, np) = key(b, p)?;
-        p = ws(b, np);
-        if b.get(p) != Some(&b':') {
-            return None;
-        }
-        p = ws(b, member(k, ws(b, p + 1))?);
-        match b.get(p) {
-            Some(b',') => p = ws(b, p + 1),
-            Some(b'}') => return Some(p + 1),
+    for j in 0.. {
+        let (k, vp) = lead(j, p)?;
+        let q = member(k, ws(b, vp))?;
+        // Compact JSON: the separator follows the value at once.
+        let q = match b.get(q) {
+            Some(b',' | b'}') => q,
+            _ => ws(b, q),
+        };
+        match b.get(q) {
+            Some(b',') => p = ws(b, q + 1),
+            Some(b'}') => return Some(q + 1),
             _ => return None,
         }
     }
+    None
 }
 
 #[inline]
@@ -508,7 +533,7 @@ impl Shape {
 
     /// Remembers `lead`, a member's bytes from its key's opening quote to its value (with
     /// `plain`: a key without escapes), at position `j`, forgetting the positions after it.
-    fn learn(&mut self, j: usize, k: &[u8], plain: bool, a: Action) {
+    fn learn(&mut self, j: usize, lead: &[u8], plain: bool, a: Action) {
         if j > self.len {
             return;
         }
@@ -519,10 +544,10 @@ impl Shape {
         match self.keys.get_mut(j) {
             Some(slot) => {
                 slot.0.clear();
-                slot.0.extend_from_slice(k);
+                slot.0.extend_from_slice(lead);
                 slot.1 = a;
             }
-            None => self.keys.push((k.to_vec(), a)),
+            None => self.keys.push((lead.to_vec(), a)),
         }
         self.len = j + 1;
     }
@@ -537,43 +562,19 @@ fn top_object<'a>(
     shape: &mut Shape,
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
-    let mut p = ws(b, 0);
-    if b.get(p) != Some(&b'{') {
-        return None;
-    }
-    p = ws(b, p + 1);
-    if b.get(p) == Some(&b'}') {
-        return Some(p + 1);
-    }
-    let mut j = 0;
-    loop {
-        let (a, vp) = match shape.known(j, b, p) {
-            Some(known) => known,
-            None => {
-                let (k, np) = key(b, p)?;
-                let colon = ws(b, np);
-                if b.get(colon) != Some(&b':') {
-                    return None;
-                }
-                let vp = ws(b, colon + 1);
+    walk(
+        b,
+        0,
+        |j, p| {
+            shape.known(j, b, p).or_else(|| {
+                let (k, vp) = key_and_colon(b, p)?;
                 let a = action(paths, 0, 0xff, &k);
                 shape.learn(j, &b[p..vp], matches!(k, Cow::Borrowed(_)), a);
-                (a, vp)
-            }
-        };
-        j += 1;
-        let q = apply(b, t, ws(b, vp), paths, 0, a, fields)?;
-        // Compact JSON: the separator follows the value at once.
-        let q = match b.get(q) {
-            Some(b',' | b'}') => q,
-            _ => ws(b, q),
-        };
-        match b.get(q) {
-            Some(b',') => p = ws(b, q + 1),
-            Some(b'}') => return Some(q + 1),
-            _ => return None,
-        }
-    }
+                Some((a, vp))
+            })
+        },
+        |a, p| apply(b, t, p, paths, 0, a, fields),
+    )
 }
 
 pub(super) fn scan<'a>(
