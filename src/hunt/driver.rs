@@ -492,6 +492,59 @@ mod tests {
         }
     }
 
+    /// KQL's DNS join compares raw strings, so a row reachable only through the raw
+    /// `DomainName` table (a normalizable name, but not among the row's keys) must match even
+    /// though the string table's filter has never seen its normalized form: the batched
+    /// pre-probe may rule a name out only when no such row exists. 200 records (several
+    /// batches), every seventh one the raw name, every eleventh one a normal indicator.
+    #[test]
+    fn kql_dns_reaches_raw_only_domain_rows_through_the_batch() {
+        use crate::indicator::{Indicator, Key, Kind, Origin};
+        let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
+        let odd = Indicator {
+            kql_domain_name: "Odd.Example".into(),
+            expiration: Some(future),
+            ..Indicator::default()
+        };
+        let mut plain = Indicator::for_key(
+            Key::Str(Kind::Domain, "evil.example".into()),
+            "evil.example",
+            Origin::Plain,
+        );
+        plain.kql_domain_name = "evil.example".into();
+        plain.expiration = Some(future);
+        let index =
+            Index::from_bytes(crate::index::build(&[plain, odd], Timestamp::MIN).unwrap()).unwrap();
+        assert_ne!(
+            index.layout().flags & crate::index::format::FLAG_RAW_DOMAIN_NORMALIZABLE,
+            0
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("dns.csv");
+        let mut text = String::from("TimeGenerated,ClientIP,Name\n");
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let name = if i % 7 == 0 {
+                want.push((u64::from(i) + 2, 1));
+                "Odd.Example".to_string()
+            } else if i % 11 == 0 {
+                want.push((u64::from(i) + 2, 0));
+                "evil.example".to_string()
+            } else {
+                format!("host{i}.example")
+            };
+            text.push_str(&format!("2024-01-01T00:00:00Z,10.0.0.1,{name}\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+        let mut opts = HuntOptions::new(Query::Dns);
+        opts.semantics = crate::hunt::Semantics::Kql;
+        opts.now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+        let (matches, _) = hunt(&index, &[Source::File(log)], &opts, &Progress::default()).unwrap();
+        let mut got: Vec<(u64, u32)> = matches.iter().map(|m| (m.line, m.record)).collect();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
+
     /// A log bigger than the first window, hunted in windows of a few KiB (quoted newlines,
     /// malformed records and one record longer than a window among them), gives exactly the
     /// answer of one 8 MiB window.

@@ -79,6 +79,7 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
         &ip.v6.lone_addrs,
         &ip.v6.lone_ids,
         &ip.v6.lone_l1,
+        &strs.filter,
     ];
     let total: usize = HEADER_LEN + bodies.iter().map(|b| b.len() + 7).sum::<usize>();
     let mut out = vec![0u8; HEADER_LEN];

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
@@ -75,10 +75,12 @@ pub enum Section {
     V6LoneIds,
     /// First-level table over them.
     V6LoneL1,
+    /// String-key Bloom filter: a power of two of `u64` words, three bits per key.
+    StrFilter,
 }
 
 /// Number of sections.
-pub const SECTIONS: usize = 20;
+pub const SECTIONS: usize = 21;
 
 impl Section {
     /// All sections in table order.
@@ -103,6 +105,7 @@ impl Section {
         Section::V6LoneAddrs,
         Section::V6LoneIds,
         Section::V6LoneL1,
+        Section::StrFilter,
     ];
 }
 
@@ -375,6 +378,11 @@ impl Layout {
             V6LoneL1,
             self.len(V6LoneL1) == ((1usize << self.v6_lone_l1_bits) + 1) * 4,
             "bad length",
+        )?;
+        want(
+            StrFilter,
+            super::strtable::filter_len_ok(self.len(StrFilter)),
+            "length is not a power of two of 8-byte words",
         )?;
         Ok(())
     }
