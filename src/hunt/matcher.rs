@@ -117,7 +117,18 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
                 }
                 _ => Probe::Unknown,
             },
-            Query::Dns => Probe::Unknown,
+            // Label suffixes (normalized mode): the filter words of the name and each of its
+            // suffixes.
+            Query::Dns => match normalize_domain_cow(key) {
+                Ok(d) if matches!(d, Cow::Borrowed(_)) || plausible_domain(key) => {
+                    let mut h = [0; SUFFIXES];
+                    match crate::index::domain_suffix_hashes(&d, &mut h) {
+                        Some(n) => Probe::Suffixes(h, n as u8),
+                        None => Probe::Unknown,
+                    }
+                }
+                _ => Probe::Unknown,
+            },
         }
     }
 
@@ -127,7 +138,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     fn surely_no_match(&self, key: &Probe) -> bool {
         let kql = self.opts.semantics == Semantics::Kql;
         match key {
-            Probe::Unknown => false,
+            // (Suffixes are decided in the batch, from the filter alone.)
+            Probe::Unknown | Probe::Suffixes(..) => false,
             Probe::Absent => true,
             Probe::V4(a) => self.index.ipv4_absent(*a, kql),
             Probe::V6(a) => self.index.ipv6_absent(*a, kql),
@@ -229,9 +241,15 @@ enum Probe {
     V6(std::net::Ipv6Addr),
     /// The string-table hash of a DNS event's name, normalized.
     Domain(u64),
+    /// The string-table hashes of a DNS event's name, normalized, and of its label suffixes
+    /// (the first `n`), for a lookup with subdomains.
+    Suffixes([u64; SUFFIXES], u8),
     /// A DNS event's name the string table's filter has ruled out.
     Absent,
 }
+
+/// Label suffixes a [`Probe::Suffixes`] holds; a name with more takes the full lookup.
+const SUFFIXES: usize = 8;
 
 /// One item of a scanned chunk, in input order.
 pub(crate) enum Item<'a> {
@@ -270,20 +288,42 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         // A name goes through the string table's filter first, which rules out nearly every
         // absent name with one read of a small, cached array; only the names it lets through
         // (hits, and about 1 % of the others) read the directory and fingerprints.
-        if keys.iter().any(|k| matches!(k, Probe::Domain(_))) {
-            for (byte, key) in bytes.iter_mut().zip(&keys) {
-                if let Probe::Domain(h) = key {
-                    *byte = m.index.domain_filter_byte_hashed(*h);
+        if keys
+            .iter()
+            .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
+        {
+            for key in &keys {
+                let hashes = match key {
+                    Probe::Domain(h) => std::slice::from_ref(h),
+                    Probe::Suffixes(h, n) => &h[..usize::from(*n)],
+                    _ => &[],
+                };
+                for &h in hashes {
+                    if let Some(b) = m.index.domain_filter_byte_hashed(h) {
+                        std::hint::black_box(*b);
+                    }
                 }
             }
-            crate::index::touch(&bytes);
             for key in keys.iter_mut() {
-                // (In kql mode a raw `DomainName` string may still match: surely_no_match
-                // decides, from the filter and the header flags alone.)
-                if let Probe::Domain(h) = *key {
-                    if !m.index.domain_maybe_hashed(h) && m.surely_no_match(key) {
-                        *key = Probe::Absent;
+                match *key {
+                    // (In kql mode a raw `DomainName` string may still match: surely_no_match
+                    // decides, from the filter and the header flags alone.)
+                    Probe::Domain(h) => {
+                        if !m.index.domain_maybe_hashed(h) && m.surely_no_match(key) {
+                            *key = Probe::Absent;
+                        }
                     }
+                    Probe::Suffixes(h, n) => {
+                        *key = if h[..usize::from(n)]
+                            .iter()
+                            .any(|&h| m.index.domain_maybe_hashed(h))
+                        {
+                            Probe::Unknown
+                        } else {
+                            Probe::Absent
+                        };
+                    }
+                    _ => {}
                 }
             }
         }
@@ -304,7 +344,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         }
         for (byte, key) in bytes.iter_mut().zip(&keys) {
             *byte = match key {
-                Probe::Unknown | Probe::Absent => None,
+                Probe::Unknown | Probe::Absent | Probe::Suffixes(..) => None,
                 Probe::V4(a) => m.index.ipv4_probe_byte(*a),
                 Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
                 Probe::Domain(h) => m.index.domain_probe_byte_hashed(*h),

@@ -778,7 +778,29 @@ const PROBE_GROUP: usize = 32;
 /// and [`Index::domain_absent_hashed`].
 #[inline]
 pub(crate) fn domain_hash(normalized: &str) -> u64 {
-    hash(Kind::Domain.tag(), normalized.as_bytes())
+    domain_hash_bytes(normalized.as_bytes())
+}
+
+#[inline]
+fn domain_hash_bytes(normalized: &[u8]) -> u64 {
+    hash(Kind::Domain.tag(), normalized)
+}
+
+/// The [`domain_hash`]es of `normalized` and each of its label suffixes (`b.evil.com`,
+/// `evil.com`, `com` for `a.b.evil.com`: what [`Index::visit_domain`] with `suffix` looks up),
+/// into `out`; their count, or `None` when there are more than `out` holds.
+#[inline]
+pub(crate) fn domain_suffix_hashes(normalized: &str, out: &mut [u64]) -> Option<usize> {
+    let key = normalized.as_bytes();
+    let mut start = 0;
+    for (n, slot) in out.iter_mut().enumerate() {
+        *slot = domain_hash_bytes(&key[start..]);
+        match memchr::memchr(b'.', &key[start..]) {
+            Some(dot) => start += dot + 1,
+            None => return Some(n + 1),
+        }
+    }
+    None
 }
 
 /// An address with IPv4-mapped IPv6 folded to IPv4, as the index stores them.

@@ -741,3 +741,28 @@ fn kql_raw_entries_that_look_like_addresses_are_still_found() {
     assert_eq!(plain.layout().flags, 0);
     assert_ne!(idx.layout().flags, 0);
 }
+
+#[test]
+fn suffix_hashes_are_the_hashes_of_every_label_suffix() {
+    // Against the label suffixes spelled out by hand (each hashed on its own).
+    let mut h = [0u64; 8];
+    for (name, want) in [
+        ("evil.com", &["evil.com", "com"][..]),
+        (
+            "a.b.evil.com",
+            &["a.b.evil.com", "b.evil.com", "evil.com", "com"][..],
+        ),
+        ("localhost", &["localhost"][..]),
+        (
+            "x-1.y_2.co.uk",
+            &["x-1.y_2.co.uk", "y_2.co.uk", "co.uk", "uk"][..],
+        ),
+    ] {
+        let n = domain_suffix_hashes(name, &mut h).unwrap();
+        let want: Vec<u64> = want.iter().map(|s| domain_hash(s)).collect();
+        assert_eq!(&h[..n], &want[..], "{name}");
+    }
+    // Eight suffixes fit; a ninth does not.
+    assert_eq!(domain_suffix_hashes("a.b.c.d.e.f.g.h", &mut h), Some(8));
+    assert_eq!(domain_suffix_hashes("a.b.c.d.e.f.g.h.i", &mut h), None);
+}
