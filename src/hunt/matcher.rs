@@ -308,10 +308,10 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 match *key {
                     // (In kql mode a raw `DomainName` string may still match: surely_no_match
                     // decides, from the filter and the header flags alone.)
-                    Probe::Domain(h) => {
-                        if !m.index.domain_maybe_hashed(h) && m.surely_no_match(key) {
-                            *key = Probe::Absent;
-                        }
+                    Probe::Domain(h)
+                        if !m.index.domain_maybe_hashed(h) && m.surely_no_match(key) =>
+                    {
+                        *key = Probe::Absent;
                     }
                     Probe::Suffixes(h, n) => {
                         *key = if h[..usize::from(n)]
