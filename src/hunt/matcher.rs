@@ -143,7 +143,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
             Probe::Absent => true,
             Probe::V4(a) => self.index.ipv4_absent(*a, kql),
             Probe::V6(a) => self.index.ipv6_absent(*a, kql),
-            Probe::Domain(h) => self.index.domain_absent_hashed(*h, kql),
+            // Past the batch's filter round: nearly always present, so looked up.
+            Probe::Domain(_) => false,
         }
     }
 
@@ -275,6 +276,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     f: &mut F,
 ) -> u64 {
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
+    let kql = m.opts.semantics == Semantics::Kql;
     let flush = |batch: &mut Vec<Item<'a>>, f: &mut F| {
         // Passes: keys; memory touches, back to back and unconditional so that their cache
         // misses overlap; absence checks on what is now cached; the records.
@@ -306,10 +308,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             }
             for key in keys.iter_mut() {
                 match *key {
-                    // (In kql mode a raw `DomainName` string may still match: surely_no_match
+                    // (In kql mode a raw `DomainName` string may still match: domain_absent
                     // decides, from the filter and the header flags alone.)
                     Probe::Domain(h)
-                        if !m.index.domain_maybe_hashed(h) && m.surely_no_match(key) =>
+                        if !m.index.domain_maybe_hashed(h)
+                            && m.index.domain_absent_hashed(h, kql) =>
                     {
                         *key = Probe::Absent;
                     }
@@ -327,7 +330,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 }
             }
         }
-        // A name's fingerprint is found through the bucket directory, an IPv6 address's lone
+        // A name's entries are found through the bucket directory, an IPv6 address's lone
         // bucket through its first-level entry: read those first.
         if keys
             .iter()
@@ -347,7 +350,15 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 Probe::Unknown | Probe::Absent | Probe::Suffixes(..) => None,
                 Probe::V4(a) => m.index.ipv4_probe_byte(*a),
                 Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
-                Probe::Domain(h) => m.index.domain_probe_byte_hashed(*h),
+                Probe::Domain(h) => {
+                    // The entries the lookup will walk (most names here are hits).
+                    m.index.domain_entry_bytes_hashed(*h, |b| {
+                        if let Some(b) = b {
+                            std::hint::black_box(*b);
+                        }
+                    });
+                    None
+                }
             };
         }
         crate::index::touch(&bytes);

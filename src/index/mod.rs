@@ -320,11 +320,11 @@ impl<S: AsRef<[u8]>> Index<S> {
         self.domain_absent_hashed(domain_hash(normalized), raw_too)
     }
 
-    /// The fingerprint byte [`Index::domain_absent`] reads for a name whose [`domain_hash`] is
-    /// `h` when the filter lets it through (finding it reads the bucket directory).
+    /// The entry bytes a lookup of a name whose [`domain_hash`] is `h` reads when the filter
+    /// lets it through (finding them reads the bucket directory), passed to `f`.
     #[inline]
-    pub(crate) fn domain_probe_byte_hashed(&self, h: u64) -> Option<&u8> {
-        self.strtable().first_probe_hashed(h)
+    pub(crate) fn domain_entry_bytes_hashed<'s>(&'s self, h: u64, f: impl FnMut(Option<&'s u8>)) {
+        self.strtable().entry_bytes_hashed(h, f)
     }
 
     /// The string table's directory byte a lookup of a name whose [`domain_hash`] is `h` reads
@@ -546,15 +546,13 @@ impl<S: AsRef<[u8]>> Index<S> {
                 }
             }
             // Rounds of overlapped misses: the filter words; for the probes the filter lets
-            // through, the fingerprints (through the directory), then the entries of the
-            // buckets with a matching fingerprint. (A round over the directory alone before
-            // the fingerprints was measured slower.)
+            // through, the bucket directory, then the buckets' entries.
             bytes.clear();
             bytes.extend(probes.iter().map(|p| table.filter_probe_hashed(p.3)));
             touch(&bytes);
             probes.retain(|p| table.maybe(p.3));
             bytes.clear();
-            bytes.extend(probes.iter().map(|p| table.first_probe_hashed(p.3)));
+            bytes.extend(probes.iter().map(|p| table.dir_probe_hashed(p.3)));
             touch(&bytes);
             bytes.clear();
             for p in &probes {

@@ -299,26 +299,13 @@ impl<'a> StrTable<'a> {
             return Ok(Ids::EMPTY);
         }
         let b = self.bucket(h).ok_or_else(|| self.bad_dir())?;
-        let fps = self.fingerprints(b).ok_or_else(|| self.bad_dir())?;
-        let want = fingerprint(h).to_le_bytes();
-        let mut fps = fps.chunks_exact(2);
-        // Most misses end here, on the fingerprints alone.
-        let Some(first) = fps.position(|c| c == want) else {
-            return Ok(Ids::EMPTY);
-        };
+        // The filter has let the key through, so it is nearly always present: walk the
+        // bucket's few entries (read straight from the directory's offset) rather than read
+        // the fingerprints first, which would be one more dependent read.
         let mut off = b.e0;
-        for _ in 0..first {
-            off = self.entry(off)?.end;
-        }
-        let e = self.entry(off)?;
-        if e.tag == tag && e.key == key {
-            return Ok(e.ids);
-        }
-        off = e.end;
-        // Another key of the bucket with the same fingerprint: rare.
-        for c in fps {
+        for _ in b.k0..b.k1 {
             let e = self.entry(off)?;
-            if c == want && e.tag == tag && e.key == key {
+            if e.tag == tag && e.key == key {
                 return Ok(e.ids);
             }
             off = e.end;
@@ -353,50 +340,27 @@ impl<'a> StrTable<'a> {
         self.filter.get(filter_slot(h, words).0 * 8)
     }
 
-    /// The first fingerprint byte of the bucket `(tag, key)` falls in: what a lookup reads
-    /// after the directory.
-    #[cfg(test)]
-    pub fn first_probe(&self, tag: u8, key: &[u8]) -> Option<&'a u8> {
-        self.first_probe_hashed(hash(tag, key))
-    }
-
-    /// [`StrTable::first_probe`] for a key of hash `h`.
-    #[inline]
-    pub fn first_probe_hashed(&self, h: u64) -> Option<&'a u8> {
-        let b = bucket_of(h, self.buckets);
-        let k0 = u32_at(self.dir, b * 8)? as usize;
-        // An empty last bucket has no fingerprint: its directory entry is what is read.
-        self.fps.get(k0 * 2).or_else(|| self.dir.get(b * 8))
-    }
-
-    /// The directory entry of the bucket of hash `h`: what a lookup reads first.
+    /// The directory entry of the bucket of hash `h`: what a lookup reads after the filter.
     #[inline]
     pub fn dir_probe_hashed(&self, h: u64) -> Option<&'a u8> {
         self.dir.get(bucket_of(h, self.buckets) * 8)
     }
 
-    /// The entry bytes a lookup of a key of hash `h` is likely to read after the fingerprints:
-    /// one byte per 64-byte line from the bucket's first entry to an estimate of the end of the
-    /// first entry whose fingerprint matches (32 bytes per entry, at most 4 lines), passed to
-    /// `f`. Nothing when no fingerprint matches.
+    /// The entry bytes a lookup of a key of hash `h` reads after the directory, when the
+    /// filter lets it through: one byte per 64-byte line of its bucket's entries (at most 4
+    /// lines), passed to `f`.
     #[inline]
     pub fn entry_bytes_hashed(&self, h: u64, mut f: impl FnMut(Option<&'a u8>)) {
         let Some(b) = self.bucket(h) else { return };
-        let want = fingerprint(h).to_le_bytes();
-        let Some(j) = self
-            .fingerprints(b)
-            .and_then(|fps| fps.chunks_exact(2).position(|c| c == want))
-        else {
-            return;
-        };
-        let end = b.e0.saturating_add(32 * (j + 1));
+        let end =
+            u32_at(self.dir, bucket_of(h, self.buckets) * 8 + 12).map_or(b.e0, |e| e as usize);
         let mut at = b.e0;
         for _ in 0..4 {
-            f(self.entries.get(at));
-            at = (at | 63) + 1;
             if at >= end {
                 break;
             }
+            f(self.entries.get(at));
+            at = (at | 63) + 1;
         }
     }
 
@@ -541,7 +505,7 @@ mod tests {
             }
             assert!(!t.surely_absent(5, format!("d{i}.example").as_bytes()));
             assert!(t
-                .first_probe(5, format!("d{i}.example").as_bytes())
+                .dir_probe_hashed(hash(5, format!("d{i}.example").as_bytes()))
                 .is_some());
             let mut touched = 0;
             t.entry_bytes_hashed(hash(5, format!("d{i}.example").as_bytes()), |b| {
@@ -675,7 +639,7 @@ mod tests {
         let t = view(&s);
         assert!(t.get(5, b"x").unwrap().is_empty());
         assert!(t.surely_absent(5, b"x"));
-        assert!(t.first_probe(5, b"x").is_some());
+        assert!(t.dir_probe_hashed(hash(5, b"x")).is_some());
         t.for_each(|_, _, _| Ok(())).unwrap();
     }
 
@@ -704,7 +668,7 @@ mod tests {
                     let k = format!("d{i}");
                     let _ = t.get(5, k.as_bytes());
                     let _ = t.surely_absent(5, k.as_bytes());
-                    let _ = t.first_probe(5, k.as_bytes());
+                    let _ = t.dir_probe_hashed(hash(5, k.as_bytes()));
                     t.entry_bytes_hashed(hash(5, k.as_bytes()), |_| {});
                 }
                 if slots != s.slots {
