@@ -311,7 +311,7 @@ impl<S: AsRef<[u8]>> Index<S> {
         self.strtable().maybe(h)
     }
 
-    /// Whether the string table's fingerprints prove that no domain indicator equals `normalized` (a
+    /// Whether the string table's filter or fingerprints prove that no domain indicator equals `normalized` (a
     /// name as [`normalize_domain`](crate::indicator::normalize_domain) returns it; `false` means "look it up"). With `raw_too`,
     /// also that no raw `DomainName` string can equal it, so the KQL-exact join finds nothing
     /// either. Exact names only: says nothing about label suffixes.

@@ -3,19 +3,17 @@
 //! reaches). A key is a one-byte tag (its kind) plus bytes.
 //!
 //! Keys are grouped into about `keys / 4` buckets by their hash's high bits (multiply-shift
-//! reduction), and the entries are stored bucket by bucket. Two small arrays lead to them: a
-//! directory with, per bucket, the index of its first key and the offset of its first entry,
-//! and a 16-bit fingerprint per key (the hash's low bits). A lookup reads the directory, then
-//! the bucket's fingerprints; a miss almost always ends there, without touching an entry, and a
-//! hit reads the bucket's entries from the offset the directory gave. The directory and the
-//! fingerprints take 4 bytes per key (the 8-byte open-addressing slots at load 0.6 that they
-//! replaced took 13), so they stay in cache where the slots did not.
+//! reduction), and the entries are stored bucket by bucket. A directory gives, per bucket, the
+//! index of its first key and the offset of its first entry; a 16-bit fingerprint per key (the
+//! hash's low bits) lets [`StrTable::surely_absent_hashed`] prove absence without touching an
+//! entry. Directory and fingerprints take 4 bytes per key.
 //!
-//! In front of both, a blocked Bloom filter (format version 4) answers most misses with one
-//! read: three bits of one 64-bit word per key, 12 to 24 bits per key in all. It is a tenth of
-//! the directory and fingerprints' size, so it stays in cache while a log streams past, and a
-//! miss that it rejects costs no dependent read at all (a lookup through the directory is two:
-//! the directory, then the fingerprints its entry points to).
+//! In front of them, a blocked Bloom filter (format version 4) answers most misses with one
+//! read: three bits of one 64-bit word per key, 12 to 24 bits per key in all, a fifth of the
+//! directory and fingerprints' size. A key it lets through is nearly always present, so a
+//! lookup then reads the directory and walks the bucket's (about four) entries from the offset
+//! it gives: two dependent reads after the filter, where reading the fingerprints first would
+//! be three.
 
 use super::fasthash::FastMap;
 use super::format::{put_varint, u32_at, varint_at};
@@ -364,8 +362,8 @@ impl<'a> StrTable<'a> {
         }
     }
 
-    /// Whether the fingerprints alone prove that `(tag, key)` is absent: none in its bucket
-    /// matches. `false` = maybe. Reads no entry: the batched pre-probe of the hunt.
+    /// Whether the filter or the fingerprints prove that `(tag, key)` is absent (the filter
+    /// rejects it, or no fingerprint in its bucket matches). `false` = maybe. Reads no entry.
     #[cfg(test)]
     pub fn surely_absent(&self, tag: u8, key: &[u8]) -> bool {
         self.surely_absent_hashed(hash(tag, key))
