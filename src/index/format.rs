@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
@@ -57,8 +57,8 @@ pub enum Section {
     Nodes,
     /// Posting lists: `count u32` then `count` record ids.
     Postings,
-    /// String-key directory and fingerprints: per bucket and one past the last, `u32` first key
-    /// index and `u32` first entry offset; then a `u16` fingerprint per key, padded to 8 bytes.
+    /// String-key directory: per bucket and one past the last, the `u32` offset of its first
+    /// entry, padded to 8 bytes.
     StrSlots,
     /// String-key entries, bucket by bucket: `tag u8`, `varint len`, key bytes, `varint n`,
     /// `n` × `u32` ids.
@@ -351,11 +351,8 @@ impl Layout {
             StrSlots,
             self.str_buckets >= 1
                 && Some(self.len(StrSlots))
-                    == super::strtable::slots_len(
-                        self.str_buckets as usize,
-                        self.str_keys as usize,
-                    ),
-            "length disagrees with the bucket and key counts",
+                    == super::strtable::slots_len(self.str_buckets as usize),
+            "length disagrees with the bucket count",
         )?;
         want(V4LoneAddrs, self.len(V4LoneAddrs) % 4 == 0, "bad length")?;
         want(

@@ -197,12 +197,10 @@ impl<S: AsRef<[u8]>> Index<S> {
     #[inline]
     fn strtable(&self) -> StrTable<'_> {
         // The section holds the directory, then the fingerprints (lengths checked at open).
-        let slots = self.sect(Section::StrSlots);
         let buckets = self.layout.str_buckets as usize;
-        let (dir, fps) = slots.split_at(((buckets + 1) * 8).min(slots.len()));
         StrTable {
-            dir,
-            fps: fps.get(..self.layout.str_keys as usize * 2).unwrap_or(&[]),
+            dir: self.sect(Section::StrSlots),
+            keys: self.layout.str_keys as usize,
             filter: self.sect(Section::StrFilter),
             buckets: buckets.max(1),
             entries: self.sect(Section::StrEntries),
@@ -311,7 +309,7 @@ impl<S: AsRef<[u8]>> Index<S> {
         self.strtable().maybe(h)
     }
 
-    /// Whether the string table's filter or fingerprints prove that no domain indicator equals `normalized` (a
+    /// Whether the string table's filter proves that no domain indicator equals `normalized` (a
     /// name as [`normalize_domain`](crate::indicator::normalize_domain) returns it; `false` means "look it up"). With `raw_too`,
     /// also that no raw `DomainName` string can equal it, so the KQL-exact join finds nothing
     /// either. Exact names only: says nothing about label suffixes.

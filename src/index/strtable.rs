@@ -3,17 +3,15 @@
 //! reaches). A key is a one-byte tag (its kind) plus bytes.
 //!
 //! Keys are grouped into about `keys / 4` buckets by their hash's high bits (multiply-shift
-//! reduction), and the entries are stored bucket by bucket. A directory gives, per bucket, the
-//! index of its first key and the offset of its first entry; a 16-bit fingerprint per key (the
-//! hash's low bits) lets [`StrTable::surely_absent_hashed`] prove absence without touching an
-//! entry. Directory and fingerprints take 4 bytes per key.
+//! reduction), and the entries are stored bucket by bucket. A directory gives each bucket's
+//! first entry offset: 4 bytes per bucket, 1 per key.
 //!
-//! In front of them, a blocked Bloom filter (format version 4) answers most misses with one
-//! read: three bits of one 64-bit word per key, 12 to 24 bits per key in all, a fifth of the
-//! directory and fingerprints' size. A key it lets through is nearly always present, so a
-//! lookup then reads the directory and walks the bucket's (about four) entries from the offset
-//! it gives: two dependent reads after the filter, where reading the fingerprints first would
-//! be three.
+//! In front of it, a blocked Bloom filter answers most misses with one read: three bits of one
+//! 64-bit word per key, 12 to 24 bits per key in all. A key it lets through is nearly always
+//! present, so a lookup then reads the directory and walks the bucket's (about four) entries.
+//! Filter and directory together take 2.5-4 bytes per key and stay in cache where larger
+//! structures did not: format version 4 kept 16-bit fingerprints and key indices beside the
+//! offsets (4 bytes per key for the directory alone), version 1 open-addressing slots (13).
 
 use super::fasthash::FastMap;
 use super::format::{put_varint, u32_at, varint_at};
@@ -57,23 +55,15 @@ fn bucket_of(h: u64, n: usize) -> usize {
     ((u128::from(h) * n as u128) >> 64) as usize
 }
 
-/// The fingerprint of hash `h`: its low 16 bits (the bucket comes from the high bits).
-fn fingerprint(h: u64) -> u16 {
-    h as u16
-}
-
-/// Byte length of the `StrSlots` section for `buckets` buckets and `keys` keys: the directory
-/// (`buckets + 1` entries of 8 bytes), then the fingerprints padded to a multiple of 8. `None`
-/// on overflow.
-pub fn slots_len(buckets: usize, keys: usize) -> Option<usize> {
-    let dir = buckets.checked_add(1)?.checked_mul(8)?;
-    let fps = keys.checked_mul(2)?.checked_add(7)? / 8 * 8;
-    dir.checked_add(fps)
+/// Byte length of the `StrSlots` section (the directory) for `buckets` buckets: `buckets + 1`
+/// `u32` entry offsets, padded to a multiple of 8. `None` on overflow.
+pub fn slots_len(buckets: usize) -> Option<usize> {
+    Some(buckets.checked_add(1)?.checked_mul(4)?.checked_add(7)? / 8 * 8)
 }
 
 /// The filter word of hash `h` among `words` (a power of two) and the mask of its three bits.
 /// The bits come from a remix of `h`, so that they are independent of the bucket (the high
-/// bits of `h`) and of the fingerprint (its low 16 bits).
+/// bits of `h`).
 #[inline]
 fn filter_slot(h: u64, words: usize) -> (usize, u64) {
     let g = h.rotate_left(32).wrapping_mul(0xD6E8_FEB8_6659_FD93);
@@ -98,7 +88,7 @@ pub fn filter_len_ok(len: usize) -> bool {
 
 /// The serialized table (see [`StrTableBuilder::finish`]).
 pub struct StrSections {
-    /// The `StrSlots` section: directory, then fingerprints.
+    /// The `StrSlots` section: the directory.
     pub slots: Vec<u8>,
     /// The `StrFilter` section: the Bloom filter words.
     pub filter: Vec<u8>,
@@ -150,8 +140,7 @@ impl StrTableBuilder {
             })
             .collect();
         keys.sort_unstable_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
-        let mut dir = Vec::with_capacity((buckets + 1) * 8);
-        let mut fps = Vec::with_capacity(n * 2 + 8);
+        let mut dir = Vec::with_capacity((buckets + 1) * 4 + 4);
         let mut entries = Vec::new();
         let mut filter = vec![0u64; filter_words(n)];
         for k in &keys {
@@ -169,20 +158,16 @@ impl StrTableBuilder {
                 for id in &k.3 {
                     entries.extend_from_slice(&id.to_le_bytes());
                 }
-                fps.extend_from_slice(&fingerprint(k.1).to_le_bytes());
                 next += 1;
             }
-            let first_key = u32::try_from(next).map_err(|_| too_large())?;
             let first_entry = u32::try_from(entries.len()).map_err(|_| too_large())?;
-            dir.extend_from_slice(&first_key.to_le_bytes());
             dir.extend_from_slice(&first_entry.to_le_bytes());
         }
         debug_assert_eq!(next, n);
-        while fps.len() % 8 != 0 {
-            fps.push(0);
+        while dir.len() % 8 != 0 {
+            dir.push(0);
         }
-        dir.extend_from_slice(&fps);
-        debug_assert_eq!(Some(dir.len()), slots_len(buckets, n));
+        debug_assert_eq!(Some(dir.len()), slots_len(buckets));
         Ok(StrSections {
             slots: dir,
             filter: filter.iter().flat_map(|w| w.to_le_bytes()).collect(),
@@ -231,11 +216,10 @@ struct Entry<'a> {
 /// A view of the two sections.
 #[derive(Clone, Copy)]
 pub struct StrTable<'a> {
-    /// The directory: per bucket, and one past the last, `u32` first key index and `u32`
-    /// first entry offset.
+    /// The directory: per bucket, and one past the last, the `u32` offset of its first entry.
     pub dir: &'a [u8],
-    /// One `u16` fingerprint per key, in entry order.
-    pub fps: &'a [u8],
+    /// Number of keys (the header's count, checked by [`StrTable::for_each`]).
+    pub keys: usize,
     /// The Bloom filter: a power of two of little-endian `u64` words (checked at open).
     pub filter: &'a [u8],
     /// Number of buckets (at least 1; checked by `Layout::parse` with the section lengths).
@@ -248,12 +232,11 @@ pub struct StrTable<'a> {
     pub slots_at: usize,
 }
 
-/// One bucket: its keys `k0..k1` (indices into the fingerprints) and its first entry's offset.
+/// One bucket: its entries' byte range `e0..e1`.
 #[derive(Clone, Copy)]
 struct Bucket {
-    k0: usize,
-    k1: usize,
     e0: usize,
+    e1: usize,
 }
 
 impl<'a> StrTable<'a> {
@@ -269,18 +252,10 @@ impl<'a> StrTable<'a> {
     /// The bucket of hash `h`, `None` when the directory is inconsistent.
     #[inline]
     fn bucket(&self, h: u64) -> Option<Bucket> {
-        let b = bucket_of(h, self.buckets);
-        let at = b * 8;
-        let k0 = u32_at(self.dir, at)? as usize;
-        let e0 = u32_at(self.dir, at + 4)? as usize;
-        let k1 = u32_at(self.dir, at + 8)? as usize;
-        (k0 <= k1).then_some(Bucket { k0, k1, e0 })
-    }
-
-    /// The bucket's fingerprints, `None` when out of range.
-    #[inline]
-    fn fingerprints(&self, b: Bucket) -> Option<&'a [u8]> {
-        self.fps.get(b.k0 * 2..b.k1 * 2)
+        let at = bucket_of(h, self.buckets) * 4;
+        let e0 = u32_at(self.dir, at)? as usize;
+        let e1 = u32_at(self.dir, at + 4)? as usize;
+        (e0 <= e1).then_some(Bucket { e0, e1 })
     }
 
     fn bad_dir(&self) -> Error {
@@ -298,10 +273,9 @@ impl<'a> StrTable<'a> {
         }
         let b = self.bucket(h).ok_or_else(|| self.bad_dir())?;
         // The filter has let the key through, so it is nearly always present: walk the
-        // bucket's few entries (read straight from the directory's offset) rather than read
-        // the fingerprints first, which would be one more dependent read.
+        // bucket's few entries from the directory's offset.
         let mut off = b.e0;
-        for _ in b.k0..b.k1 {
+        while off < b.e1 {
             let e = self.entry(off)?;
             if e.tag == tag && e.key == key {
                 return Ok(e.ids);
@@ -341,7 +315,7 @@ impl<'a> StrTable<'a> {
     /// The directory entry of the bucket of hash `h`: what a lookup reads after the filter.
     #[inline]
     pub fn dir_probe_hashed(&self, h: u64) -> Option<&'a u8> {
-        self.dir.get(bucket_of(h, self.buckets) * 8)
+        self.dir.get(bucket_of(h, self.buckets) * 4)
     }
 
     /// The entry bytes a lookup of a key of hash `h` reads after the directory, when the
@@ -350,11 +324,9 @@ impl<'a> StrTable<'a> {
     #[inline]
     pub fn entry_bytes_hashed(&self, h: u64, mut f: impl FnMut(Option<&'a u8>)) {
         let Some(b) = self.bucket(h) else { return };
-        let end =
-            u32_at(self.dir, bucket_of(h, self.buckets) * 8 + 12).map_or(b.e0, |e| e as usize);
         let mut at = b.e0;
         for _ in 0..4 {
-            if at >= end {
+            if at >= b.e1 {
                 break;
             }
             f(self.entries.get(at));
@@ -362,8 +334,7 @@ impl<'a> StrTable<'a> {
         }
     }
 
-    /// Whether the filter or the fingerprints prove that `(tag, key)` is absent (the filter
-    /// rejects it, or no fingerprint in its bucket matches). `false` = maybe. Reads no entry.
+    /// Whether the filter proves that `(tag, key)` is absent. `false` = maybe. Reads one word.
     #[cfg(test)]
     pub fn surely_absent(&self, tag: u8, key: &[u8]) -> bool {
         self.surely_absent_hashed(hash(tag, key))
@@ -372,13 +343,7 @@ impl<'a> StrTable<'a> {
     /// [`StrTable::surely_absent`] of a key whose [`hash`] is `h`.
     #[inline]
     pub fn surely_absent_hashed(&self, h: u64) -> bool {
-        if !self.maybe(h) {
-            return true;
-        }
-        let want = fingerprint(h).to_le_bytes();
-        self.bucket(h)
-            .and_then(|b| self.fingerprints(b))
-            .is_some_and(|fps| !fps.chunks_exact(2).any(|c| c == want))
+        !self.maybe(h)
     }
 
     /// Decodes the entry at `off`.
@@ -412,32 +377,29 @@ impl<'a> StrTable<'a> {
     /// # Errors
     /// [`Error::Corrupt`] at the first inconsistency.
     pub fn for_each(&self, mut f: impl FnMut(u8, &'a [u8], Ids<'a>) -> Result<()>) -> Result<()> {
-        let keys = self.fps.len() / 2;
-        let dir_at = |b: usize| -> Result<(usize, usize)> {
-            match (u32_at(self.dir, b * 8), u32_at(self.dir, b * 8 + 4)) {
-                (Some(k), Some(e)) => Ok((k as usize, e as usize)),
-                _ => Err(self.bad_dir()),
-            }
+        let dir_at = |b: usize| -> Result<usize> {
+            u32_at(self.dir, b * 4)
+                .map(|e| e as usize)
+                .ok_or_else(|| self.bad_dir())
         };
-        let bad = |b: usize, what: &str| Error::corrupt(self.slots_at + b * 8, what.to_string());
-        if dir_at(0)? != (0, 0) {
+        let bad = |b: usize, what: &str| Error::corrupt(self.slots_at + b * 4, what.to_string());
+        if dir_at(0)? != 0 {
             return Err(bad(0, "string-key directory does not start at 0"));
         }
         let mut off = 0;
+        let mut keys = 0usize;
         for b in 0..self.buckets {
-            let (k0, e0) = dir_at(b)?;
-            let (k1, _) = dir_at(b + 1)?;
-            if e0 != off || k1 < k0 || k1 > keys {
-                return Err(bad(b, "string-key directory entry out of order"));
+            let e1 = dir_at(b + 1)?;
+            if e1 < off {
+                return Err(bad(b + 1, "string-key directory entry out of order"));
             }
-            for k in k0..k1 {
+            while off < e1 {
                 let Entry { tag, key, ids, end } = self.entry(off)?;
                 let h = hash(tag, key);
-                let fp = self.fps.get(k * 2..k * 2 + 2);
-                if bucket_of(h, self.buckets) != b || fp != Some(&fingerprint(h).to_le_bytes()) {
+                if bucket_of(h, self.buckets) != b || end > e1 {
                     return Err(Error::corrupt(
                         self.entries_at + off,
-                        "string-key entry in the wrong bucket or with a wrong fingerprint",
+                        "string-key entry in the wrong bucket",
                     ));
                 }
                 if !self.maybe(h) {
@@ -447,14 +409,14 @@ impl<'a> StrTable<'a> {
                     ));
                 }
                 f(tag, key, ids)?;
+                keys += 1;
                 off = end;
             }
         }
-        let (k_end, e_end) = dir_at(self.buckets)?;
-        if off != e_end || e_end != self.entries.len() || k_end != keys {
+        if off != self.entries.len() || keys != self.keys {
             return Err(bad(
                 self.buckets,
-                "string-key directory does not end at the last entry",
+                "string-key directory does not end at the last entry, or the key count differs",
             ));
         }
         Ok(())
@@ -466,10 +428,9 @@ mod tests {
     use super::*;
 
     fn view(s: &StrSections) -> StrTable<'_> {
-        let dir_len = (s.buckets as usize + 1) * 8;
         StrTable {
-            dir: &s.slots[..dir_len],
-            fps: &s.slots[dir_len..dir_len + s.keys as usize * 2],
+            dir: &s.slots,
+            keys: s.keys as usize,
             filter: &s.filter,
             buckets: s.buckets as usize,
             entries: &s.entries,
@@ -488,7 +449,7 @@ mod tests {
         b.add(6, b"d7.example", 6000);
         let s = b.finish().unwrap();
         assert_eq!(s.keys, 1001);
-        assert_eq!(Some(s.slots.len()), slots_len(s.buckets as usize, 1001));
+        assert_eq!(Some(s.slots.len()), slots_len(s.buckets as usize));
         let t = view(&s);
         for i in 0..1000u32 {
             let ids: Vec<u32> = t
@@ -595,26 +556,16 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_collisions_within_a_bucket() {
-        // One bucket, keys until two share a fingerprint: both still found, misses still miss.
+    fn one_crowded_bucket() {
+        // Three keys, so one bucket: each is found by walking it, misses still miss.
         let mut b = StrTableBuilder::default();
-        let mut seen = std::collections::HashMap::new();
-        let mut pair = None;
-        for i in 0..200_000u32 {
-            let k = format!("k{i}");
-            if let Some(j) = seen.insert(fingerprint(hash(5, k.as_bytes())), i) {
-                pair = Some((j, i));
-                break;
-            }
-        }
-        let (x, y) = pair.expect("a 16-bit fingerprint collision");
-        for i in [x, y] {
+        for i in 0..3u32 {
             b.add(5, format!("k{i}").as_bytes(), i);
         }
         let s = b.finish().unwrap();
         assert_eq!(s.buckets, 1);
         let t = view(&s);
-        for i in [x, y] {
+        for i in 0..3u32 {
             let ids: Vec<u32> = t
                 .get(5, format!("k{i}").as_bytes())
                 .unwrap()
@@ -622,12 +573,15 @@ mod tests {
                 .collect();
             assert_eq!(ids, vec![i]);
         }
-        for i in 0..1000u32 {
-            if i != x && i != y {
-                assert!(t.get(5, format!("k{i}").as_bytes()).unwrap().is_empty());
-            }
+        for i in 3..1000u32 {
+            assert!(t.get(5, format!("k{i}").as_bytes()).unwrap().is_empty());
         }
-        t.for_each(|_, _, _| Ok(())).unwrap();
+        // An empty filter (a hand-made view) lets everything through to the walk.
+        let t = StrTable { filter: &[], ..t };
+        for i in 3..1000u32 {
+            assert!(t.get(5, format!("k{i}").as_bytes()).unwrap().is_empty());
+        }
+        assert_eq!(t.get(5, b"k1").unwrap().iter().collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]
@@ -648,14 +602,14 @@ mod tests {
             b.add(5, format!("d{i}").as_bytes(), i);
         }
         let s = b.finish().unwrap();
-        let dir_len = (s.buckets as usize + 1) * 8;
+        let dir_len = (s.buckets as usize + 1) * 4;
         for at in 0..dir_len {
             for v in [0u8, 1, 0x7f, 0xff] {
                 let mut slots = s.slots.clone();
                 slots[at] = v;
                 let t = StrTable {
-                    dir: &slots[..dir_len],
-                    fps: &slots[dir_len..dir_len + s.keys as usize * 2],
+                    dir: &slots,
+                    keys: s.keys as usize,
                     filter: &s.filter,
                     buckets: s.buckets as usize,
                     entries: &s.entries,
