@@ -427,6 +427,15 @@ impl<'a> StrTable<'a> {
 mod tests {
     use super::*;
 
+    /// A table of the keys `{prefix}{i}{suffix}` under `tag`, key `i` holding record `i`.
+    fn table(tag: u8, n: u32, prefix: &str, suffix: &str) -> StrSections {
+        let mut b = StrTableBuilder::default();
+        for i in 0..n {
+            b.add(tag, format!("{prefix}{i}{suffix}").as_bytes(), i);
+        }
+        b.finish().unwrap()
+    }
+
     fn view(s: &StrSections) -> StrTable<'_> {
         StrTable {
             dir: &s.slots,
@@ -496,11 +505,7 @@ mod tests {
 
     #[test]
     fn filter_passes_every_key_and_few_others() {
-        let mut b = StrTableBuilder::default();
-        for i in 0..50_000u32 {
-            b.add(5, format!("n{i}.example").as_bytes(), i);
-        }
-        let s = b.finish().unwrap();
+        let s = table(5, 50_000, "n", ".example");
         assert_eq!(s.filter.len() / 8, filter_words(50_000));
         assert!(filter_len_ok(s.filter.len()));
         // 12 to 24 bits per key.
@@ -535,11 +540,7 @@ mod tests {
 
     #[test]
     fn walk_finds_a_key_missing_from_the_filter() {
-        let mut b = StrTableBuilder::default();
-        for i in 0..64u32 {
-            b.add(5, format!("d{i}").as_bytes(), i);
-        }
-        let s = b.finish().unwrap();
+        let s = table(5, 64, "d", "");
         view(&s).for_each(|_, _, _| Ok(())).unwrap();
         let h = hash(5, b"d3");
         let (w, mask) = filter_slot(h, s.filter.len() / 8);
@@ -558,11 +559,7 @@ mod tests {
     #[test]
     fn one_crowded_bucket() {
         // Three keys, so one bucket: each is found by walking it, misses still miss.
-        let mut b = StrTableBuilder::default();
-        for i in 0..3u32 {
-            b.add(5, format!("k{i}").as_bytes(), i);
-        }
-        let s = b.finish().unwrap();
+        let s = table(5, 3, "k", "");
         assert_eq!(s.buckets, 1);
         let t = view(&s);
         for i in 0..3u32 {
@@ -597,11 +594,7 @@ mod tests {
 
     #[test]
     fn corrupt_directory_never_panics() {
-        let mut b = StrTableBuilder::default();
-        for i in 0..100u32 {
-            b.add(5, format!("d{i}").as_bytes(), i);
-        }
-        let s = b.finish().unwrap();
+        let s = table(5, 100, "d", "");
         let dir_len = (s.buckets as usize + 1) * 4;
         for at in 0..dir_len {
             for v in [0u8, 1, 0x7f, 0xff] {
