@@ -108,19 +108,15 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
                 Some(std::net::IpAddr::V6(a)) => Probe::V6(a),
                 None => Probe::Unknown,
             },
-            // Normalized mode must still see an implausible name, to count it. A name the
-            // normalizer takes unchanged (lowercase letters, digits, `-`, `_`, dots) is
-            // plausible without the check.
-            Query::Dns if kql || !self.opts.subdomains => match normalize_domain_cow(key) {
-                Ok(d) if kql || matches!(d, Cow::Borrowed(_)) || plausible_domain(key) => {
-                    Probe::Domain(crate::index::domain_hash(&d))
-                }
-                _ => Probe::Unknown,
-            },
-            // Label suffixes (normalized mode): the filter words of the name and each of its
-            // suffixes.
             Query::Dns => match normalize_domain_cow(key) {
-                Ok(d) if matches!(d, Cow::Borrowed(_)) || plausible_domain(key) => {
+                // Normalized mode must still see an implausible name, to count it. A name the
+                // normalizer takes unchanged (lowercase letters, digits, `-`, `_`, dots) is
+                // plausible without the check.
+                Ok(d) if kql || matches!(d, Cow::Borrowed(_)) || plausible_domain(key) => {
+                    if kql || !self.opts.subdomains {
+                        return Probe::Domain(crate::index::domain_hash(&d));
+                    }
+                    // Label suffixes (normalized mode): the name and each of its suffixes.
                     let mut h = [0; SUFFIXES];
                     match crate::index::domain_suffix_hashes(&d, &mut h) {
                         Some(n) => Probe::Suffixes(h, n as u8),
@@ -289,7 +285,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
         // A name goes through the string table's filter first, which rules out nearly every
         // absent name with one read of a small, cached array; only the names it lets through
-        // (hits, and about 1 % of the others) read the directory and fingerprints.
+        // (hits, and about 1 % of the others) read the directory and their entries.
         if keys
             .iter()
             .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
@@ -310,10 +306,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 match *key {
                     // (In kql mode a raw `DomainName` string may still match: domain_absent
                     // decides, from the filter and the header flags alone.)
-                    Probe::Domain(h)
-                        if !m.index.domain_maybe_hashed(h)
-                            && m.index.domain_absent_hashed(h, kql) =>
-                    {
+                    Probe::Domain(h) if m.index.domain_absent_hashed(h, kql) => {
                         *key = Probe::Absent;
                     }
                     Probe::Suffixes(h, n) => {

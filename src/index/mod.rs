@@ -196,7 +196,7 @@ impl<S: AsRef<[u8]>> Index<S> {
 
     #[inline]
     fn strtable(&self) -> StrTable<'_> {
-        // The section holds the directory, then the fingerprints (lengths checked at open).
+        // Section lengths are checked at open.
         let buckets = self.layout.str_buckets as usize;
         StrTable {
             dir: self.sect(Section::StrSlots),
@@ -326,8 +326,8 @@ impl<S: AsRef<[u8]>> Index<S> {
     }
 
     /// The string table's directory byte a lookup of a name whose [`domain_hash`] is `h` reads
-    /// first (before [`Index::domain_probe_byte_hashed`], which depends on it): a batch reads
-    /// these back to back first, so that both rounds of misses overlap.
+    /// after the filter (before [`Index::domain_entry_bytes_hashed`], which depends on it): a
+    /// batch reads these back to back first, so that both rounds of misses overlap.
     #[inline]
     pub(crate) fn domain_dir_byte_hashed(&self, h: u64) -> Option<&u8> {
         self.strtable().dir_probe_hashed(h)
@@ -336,7 +336,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Index::domain_absent`] of a name whose [`domain_hash`] is `h`.
     #[inline]
     pub(crate) fn domain_absent_hashed(&self, h: u64, raw_too: bool) -> bool {
-        self.strtable().surely_absent_hashed(h)
+        !self.domain_maybe_hashed(h)
             && (!raw_too || self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0)
     }
 
@@ -501,8 +501,9 @@ impl<S: AsRef<[u8]>> Index<S> {
 
     /// [`Index::visit_domain`] for many names: calls `f(i, id)` for every domain record
     /// matching `names[i]`, in order of `i`. The same answers, faster for large inputs: the
-    /// first fingerprint of every name of a group (and, with `suffix`, of its label suffixes) is
-    /// read back to back before any name is decided (see [`Index::visit_ips`]).
+    /// filter word of every name of a group (and, with `suffix`, of its label suffixes), then
+    /// the directory and entries of those it lets through, are read back to back before any
+    /// name is decided (see [`Index::visit_ips`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
@@ -770,8 +771,8 @@ impl<S: AsRef<[u8]>> Index<S> {
 /// system busy, few enough that their cache lines are still there when the group is decided.
 const PROBE_GROUP: usize = 32;
 
-/// The string-table hash of a normalized domain name, for [`Index::domain_probe_byte_hashed`]
-/// and [`Index::domain_absent_hashed`].
+/// The string-table hash of a normalized domain name, for the `*_hashed` domain probes of
+/// [`Index`].
 #[inline]
 pub(crate) fn domain_hash(normalized: &str) -> u64 {
     domain_hash_bytes(normalized.as_bytes())

@@ -289,11 +289,9 @@ impl<'a> StrTable<'a> {
     /// filter (only in a hand-made view) lets everything through.
     #[inline]
     pub fn maybe(&self, h: u64) -> bool {
-        let words = self.filter.len() / 8;
-        if words == 0 {
+        let Some((w, mask)) = self.filter_slot(h) else {
             return true;
-        }
-        let (w, mask) = filter_slot(h, words);
+        };
         let word = self
             .filter
             .get(w * 8..w * 8 + 8)
@@ -305,11 +303,14 @@ impl<'a> StrTable<'a> {
     /// The filter byte a lookup of a key of hash `h` reads first.
     #[inline]
     pub fn filter_probe_hashed(&self, h: u64) -> Option<&'a u8> {
+        self.filter.get(self.filter_slot(h)?.0 * 8)
+    }
+
+    /// [`filter_slot`] in this table's filter; `None` for an empty filter.
+    #[inline]
+    fn filter_slot(&self, h: u64) -> Option<(usize, u64)> {
         let words = self.filter.len() / 8;
-        if words == 0 {
-            return None;
-        }
-        self.filter.get(filter_slot(h, words).0 * 8)
+        (words > 0).then(|| filter_slot(h, words))
     }
 
     /// The directory entry of the bucket of hash `h`: what a lookup reads after the filter.
@@ -332,18 +333,6 @@ impl<'a> StrTable<'a> {
             f(self.entries.get(at));
             at = (at | 63) + 1;
         }
-    }
-
-    /// Whether the filter proves that `(tag, key)` is absent. `false` = maybe. Reads one word.
-    #[cfg(test)]
-    pub fn surely_absent(&self, tag: u8, key: &[u8]) -> bool {
-        self.surely_absent_hashed(hash(tag, key))
-    }
-
-    /// [`StrTable::surely_absent`] of a key whose [`hash`] is `h`.
-    #[inline]
-    pub fn surely_absent_hashed(&self, h: u64) -> bool {
-        !self.maybe(h)
     }
 
     /// Decodes the entry at `off`.
@@ -369,10 +358,10 @@ impl<'a> StrTable<'a> {
 
     /// Walks every entry (for `verify` and `inspect`): calls `f(tag, key, ids)`.
     ///
-    /// Checks the whole structure on the way: the directory starts at key 0 and offset 0,
-    /// never decreases, and ends at the key count and the end of the entries; each bucket's
-    /// entries lie back to back from its directory offset to the next bucket's; every key
-    /// hashes to the bucket it is stored in and to its fingerprint, and passes the filter.
+    /// Checks the whole structure on the way: the directory starts at offset 0, never
+    /// decreases, and ends at the end of the entries; each bucket's entries lie back to back
+    /// from its directory offset to exactly the next bucket's; every key hashes to the bucket
+    /// it is stored in and passes the filter; the keys number the header's count.
     ///
     /// # Errors
     /// [`Error::Corrupt`] at the first inconsistency.
@@ -471,7 +460,7 @@ mod tests {
             } else {
                 assert_eq!(ids, vec![i]);
             }
-            assert!(!t.surely_absent(5, format!("d{i}.example").as_bytes()));
+            assert!(t.maybe(hash(5, format!("d{i}.example").as_bytes())));
             assert!(t
                 .dir_probe_hashed(hash(5, format!("d{i}.example").as_bytes()))
                 .is_some());
@@ -587,7 +576,7 @@ mod tests {
         assert_eq!((s.buckets, s.keys), (1, 0));
         let t = view(&s);
         assert!(t.get(5, b"x").unwrap().is_empty());
-        assert!(t.surely_absent(5, b"x"));
+        assert!(!t.maybe(hash(5, b"x")));
         assert!(t.dir_probe_hashed(hash(5, b"x")).is_some());
         t.for_each(|_, _, _| Ok(())).unwrap();
     }
@@ -612,7 +601,7 @@ mod tests {
                 for i in 0..120u32 {
                     let k = format!("d{i}");
                     let _ = t.get(5, k.as_bytes());
-                    let _ = t.surely_absent(5, k.as_bytes());
+                    let _ = t.maybe(hash(5, k.as_bytes()));
                     let _ = t.dir_probe_hashed(hash(5, k.as_bytes()));
                     t.entry_bytes_hashed(hash(5, k.as_bytes()), |_| {});
                 }
