@@ -80,6 +80,8 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
         &ip.v6.lone_ids,
         &ip.v6.lone_l1,
         &strs.filter,
+        &ip.v4.interval_bitmap,
+        &ip.v4.lone_filter,
     ];
     let total: usize = HEADER_LEN + bodies.iter().map(|b| b.len() + 7).sum::<usize>();
     let mut out = vec![0u8; HEADER_LEN];

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
@@ -77,10 +77,14 @@ pub enum Section {
     V6LoneL1,
     /// String-key Bloom filter: a power of two of `u64` words, three bits per key.
     StrFilter,
+    /// The IPv4 bitmap's blocks that intersect a prefix interval (same shape as `V4Bitmap`).
+    V4IntervalBitmap,
+    /// Bloom filter over the lone IPv4 addresses, like `StrFilter` (empty without a bitmap).
+    V4LoneFilter,
 }
 
 /// Number of sections.
-pub const SECTIONS: usize = 21;
+pub const SECTIONS: usize = 23;
 
 impl Section {
     /// All sections in table order.
@@ -106,6 +110,8 @@ impl Section {
         Section::V6LoneIds,
         Section::V6LoneL1,
         Section::StrFilter,
+        Section::V4IntervalBitmap,
+        Section::V4LoneFilter,
     ];
 }
 
@@ -330,6 +336,20 @@ impl Layout {
             ((1usize << self.v4_bitmap_bits) / 8).max(1)
         };
         want(V4Bitmap, self.len(V4Bitmap) == bitmap, "bad length")?;
+        want(
+            V4IntervalBitmap,
+            self.len(V4IntervalBitmap) == bitmap,
+            "length disagrees with V4Bitmap",
+        )?;
+        want(
+            V4LoneFilter,
+            if bitmap == 0 {
+                self.len(V4LoneFilter) == 0
+            } else {
+                super::strtable::filter_len_ok(self.len(V4LoneFilter))
+            },
+            "length is not a power of two of 8-byte words (none without a bitmap)",
+        )?;
         want(
             V6Starts,
             self.len(V6Starts) % 16 == 0 && self.len(V6Starts) >= 16,

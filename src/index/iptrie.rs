@@ -39,6 +39,10 @@ pub struct Family {
     pub bitmap: Vec<u8>,
     /// log2 of the bitmap's block count (0 = none).
     pub bitmap_bits: u8,
+    /// The blocks of the occupancy bitmap that intersect a prefix interval (same shape).
+    pub interval_bitmap: Vec<u8>,
+    /// Bloom filter over the lone addresses (v4 with a bitmap only; empty otherwise).
+    pub lone_filter: Vec<u8>,
     /// Lone addresses, ascending (duplicates adjacent), same encoding as `starts`.
     pub lone_addrs: Vec<u8>,
     /// The record id of each lone address.
@@ -126,11 +130,21 @@ impl IpBuilder {
                     bm[(blk / 8) as usize] |= 1 << (blk % 8);
                 }
             }
-            for c in v4.lone_addrs.chunks_exact(4) {
-                let blk = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) >> shift;
+            v4.interval_bitmap = bm.clone();
+            let lone: Vec<u32> = v4
+                .lone_addrs
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let mut filter = vec![0u64; super::strtable::filter_words(lone.len())];
+            for &a in &lone {
+                let blk = a >> shift;
                 bm[(blk / 8) as usize] |= 1 << (blk % 8);
+                let (w, mask) = super::strtable::filter_slot(lone_hash(a), filter.len());
+                filter[w] |= mask;
             }
             v4.bitmap = bm;
+            v4.lone_filter = filter.iter().flat_map(|w| w.to_le_bytes()).collect();
         }
         let v6 = encode(v6, lone6, 128);
         Ok(IpSections {
@@ -394,6 +408,8 @@ fn encode(intervals: Vec<(u128, u32)>, lone: Vec<(u128, u32)>, width: u32) -> Fa
         l1_bits,
         bitmap: Vec::new(),
         bitmap_bits: 0,
+        interval_bitmap: Vec::new(),
+        lone_filter: Vec::new(),
         lone_addrs,
         lone_ids,
         lone_l1,
@@ -587,6 +603,46 @@ pub fn bitmap_byte(bitmap: &[u8], bits: u8, addr: u32) -> Option<&u8> {
 #[inline]
 fn bitmap_block(bits: u8, addr: u32) -> Option<usize> {
     (bits != 0).then(|| (addr >> (32 - u32::from(bits))) as usize)
+}
+
+/// The hash of a lone IPv4 address for the lone filter (see FORMAT.md): the address times an
+/// odd constant, so that [`super::strtable::filter_slot`]'s remix spreads neighbouring
+/// addresses over unrelated words.
+#[inline]
+pub fn lone_hash(addr: u32) -> u64 {
+    (u64::from(addr) | 1 << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Whether `addr`'s block bit is set in a bitmap of `2^bits` blocks (`true` when its byte is
+/// missing: the caller then looks the address up).
+#[inline]
+pub fn bitmap_has(bitmap: &[u8], bits: u8, addr: u32) -> bool {
+    bitmap_block(bits, addr).is_none_or(|blk| {
+        bitmap
+            .get(blk / 8)
+            .is_none_or(|b| b & (1 << (blk % 8)) != 0)
+    })
+}
+
+/// Whether a lone filter lets `addr` through (`false`: no lone address equals it). An empty
+/// filter lets everything through.
+#[inline]
+pub fn lone_filter_maybe(filter: &[u8], addr: u32) -> bool {
+    let words = filter.len() / 8;
+    if words == 0 {
+        return true;
+    }
+    let (w, mask) = super::strtable::filter_slot(lone_hash(addr), words);
+    super::format::u64_at(filter, w * 8).is_none_or(|x| x & mask == mask)
+}
+
+/// The byte of a lone filter that [`lone_filter_maybe`] reads for `addr`.
+#[inline]
+pub fn lone_filter_byte(filter: &[u8], addr: u32) -> Option<&u8> {
+    let words = filter.len() / 8;
+    (words > 0)
+        .then(|| super::strtable::filter_slot(lone_hash(addr), words).0 * 8)
+        .and_then(|at| filter.get(at))
 }
 
 /// Whether a v4 occupancy bitmap rules `addr` out: its block holds no interval and no lone

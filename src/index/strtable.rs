@@ -65,7 +65,7 @@ pub fn slots_len(buckets: usize) -> Option<usize> {
 /// The bits come from a remix of `h`, so that they are independent of the bucket (the high
 /// bits of `h`).
 #[inline]
-fn filter_slot(h: u64, words: usize) -> (usize, u64) {
+pub(crate) fn filter_slot(h: u64, words: usize) -> (usize, u64) {
     let g = h.rotate_left(32).wrapping_mul(0xD6E8_FEB8_6659_FD93);
     let g = g ^ (g >> 32);
     let word = ((u128::from(g) * words as u128) >> 64) as usize;

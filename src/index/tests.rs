@@ -221,6 +221,74 @@ fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() 
     }
 }
 
+/// The lone filter: never rules out an indicator address (the brute force decides), and
+/// rules out most misses that share a block with a lone address but no prefix.
+#[test]
+fn lone_filter_keeps_every_address_and_drops_most_neighbours() {
+    let mut r = Rng(7);
+    let mut inds: Vec<Indicator> = (0..20_000)
+        .map(|_| ip_ind(&Ipv4Addr::from(r.next() as u32).to_string()))
+        .collect();
+    // Prefixes in 10.0.0.0/8 only, so that blocks elsewhere hold lone addresses alone.
+    for _ in 0..200 {
+        let a = (10 << 24) | (r.next() as u32 & 0x00ff_ffff);
+        let net = ipnet::Ipv4Net::new(Ipv4Addr::from(a), 20 + r.below(9) as u8).unwrap();
+        inds.push(ip_ind(&net.trunc().to_string()));
+    }
+    let idx = build_index(&inds);
+    let bits = idx.layout.v4_bitmap_bits;
+    assert!(bits > 0);
+    let (mut neighbours, mut ruled_out) = (0, 0);
+    for ind in &inds {
+        let Key::Ip(IpNet::V4(n)) = &ind.keys[0] else {
+            unreachable!()
+        };
+        let a = u32::from(n.network());
+        assert!(!idx.ipv4_absent(Ipv4Addr::from(a), false), "{n}");
+        if n.prefix_len() < 32 {
+            continue;
+        }
+        // Other addresses of the same block, outside 10/8.
+        for k in 1..=4u32 {
+            let b = a ^ (k * 0x11);
+            let same_block = b >> (32 - u32::from(bits)) == a >> (32 - u32::from(bits));
+            if !same_block || b >> 24 == 10 || !brute(&inds, IpAddr::V4(b.into())).is_empty() {
+                continue;
+            }
+            neighbours += 1;
+            ruled_out += u32::from(idx.ipv4_absent(Ipv4Addr::from(b), false));
+        }
+    }
+    assert!(neighbours > 50_000, "{neighbours}");
+    assert!(
+        ruled_out as f64 > 0.95 * neighbours as f64,
+        "{ruled_out} of {neighbours} neighbours ruled out"
+    );
+}
+
+/// `verify` finds a lone address that the lone filter would rule out.
+#[test]
+fn verify_finds_a_lone_address_missing_from_the_filter() {
+    let inds: Vec<Indicator> = (0..500u32)
+        .map(|i| ip_ind(&Ipv4Addr::from(i.wrapping_mul(0x9E37_79B9)).to_string()))
+        .collect();
+    let mut bytes = build(&inds, Timestamp::from_unix_secs(1_700_000_000).unwrap()).unwrap();
+    let range = Index::from_bytes(bytes.clone())
+        .unwrap()
+        .layout
+        .range(Section::V4LoneFilter);
+    assert!(!range.is_empty());
+    bytes[range].fill(0);
+    let crc = format::checksum(&bytes);
+    bytes[format::CHECKSUM_AT..format::CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let idx = Index::from_bytes(bytes).unwrap();
+    let e = idx.verify().unwrap_err().to_string();
+    assert!(
+        e.contains("ruled out by the IPv4 bitmap or lone filter"),
+        "{e}"
+    );
+}
+
 #[test]
 fn lone_ipv6_addresses_crowded_into_one_slash32_spread_over_buckets() {
     // As real feeds have them: thousands of addresses in one provider's /32. Buckets by

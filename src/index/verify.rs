@@ -101,6 +101,14 @@ impl<S: AsRef<[u8]>> Index<S> {
                 ));
             }
             prev = Some(here);
+            // The bitmaps and the lone filter must let every lone IPv4 address through.
+            if width == 4 && self.v4_bitmap_absent(a as u32) {
+                return Err(bad(
+                    sects[2],
+                    i,
+                    "lone address ruled out by the IPv4 bitmap or lone filter",
+                ));
+            }
             self.checked(fam.lone_id(i)?)?;
         }
         // Each bucket's first index, as the writer computes it.
