@@ -545,6 +545,51 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// The same for the network query: a row whose raw `NetworkIP` is an address it has no
+    /// IP key for is reached through the raw table, though the IPv4 bitmap rules the address
+    /// out.
+    #[test]
+    fn kql_network_reaches_raw_only_ip_rows_through_the_batch() {
+        use crate::indicator::{Indicator, Key, Origin};
+        let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
+        let odd = Indicator {
+            kql_network_ip: "9.9.9.9".into(),
+            expiration: Some(future),
+            ..Indicator::default()
+        };
+        let net = crate::indicator::parse_ip_net("10.1.2.3").unwrap();
+        let mut plain = Indicator::for_key(Key::Ip(net), "10.1.2.3", Origin::Plain);
+        plain.kql_network_ip = "10.1.2.3".into();
+        plain.expiration = Some(future);
+        let index =
+            Index::from_bytes(crate::index::build(&[plain, odd], Timestamp::MIN).unwrap()).unwrap();
+        assert!(index.ipv4_absent("9.9.9.9".parse().unwrap(), false));
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("net.csv");
+        let mut text = String::from("TimeGenerated,SourceIP,DestinationIP\n");
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let dst = if i % 7 == 0 {
+                want.push((u64::from(i) + 2, 1));
+                "9.9.9.9".to_string()
+            } else if i % 11 == 0 {
+                want.push((u64::from(i) + 2, 0));
+                "10.1.2.3".to_string()
+            } else {
+                format!("172.16.{}.{}", i / 256, i % 256)
+            };
+            text.push_str(&format!("2024-01-01T00:00:00Z,10.0.0.1,{dst}\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+        let mut opts = HuntOptions::new(Query::Network);
+        opts.semantics = crate::hunt::Semantics::Kql;
+        opts.now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+        let (matches, _) = hunt(&index, &[Source::File(log)], &opts, &Progress::default()).unwrap();
+        let mut got: Vec<(u64, u32)> = matches.iter().map(|m| (m.line, m.record)).collect();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
+
     /// A log bigger than the first window, hunted in windows of a few KiB (quoted newlines,
     /// malformed records and one record longer than a window among them), gives exactly the
     /// answer of one 8 MiB window.

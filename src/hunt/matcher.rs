@@ -137,7 +137,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
             // (Suffixes are decided in the batch, from the filter alone.)
             Probe::Unknown | Probe::Suffixes(..) => false,
             Probe::Absent => true,
-            Probe::V4(a) => self.index.ipv4_absent(*a, kql),
+            // Past the batch's bitmap round: looked up.
+            Probe::V4(_) => false,
             Probe::V6(a) => self.index.ipv6_absent(*a, kql),
             // Past the batch's filter round: nearly always present, so looked up.
             Probe::Domain(_) => false,
@@ -338,10 +339,22 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             }
             crate::index::touch(&bytes);
         }
+        // IPv4 keys are decided in one tight loop: the occupancy bit of one key does not wait
+        // for the previous key's (their cache misses overlap); the few in an occupied block
+        // read an interval bit and a lone filter word too.
+        if keys.iter().any(|k| matches!(k, Probe::V4(_))) {
+            let v4 = m.index.v4_filter();
+            for key in keys.iter_mut() {
+                if let Probe::V4(a) = *key {
+                    if v4.absent(a, kql) {
+                        *key = Probe::Absent;
+                    }
+                }
+            }
+        }
         for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
             *byte = match key {
-                Probe::Unknown | Probe::Absent | Probe::Suffixes(..) => None,
-                Probe::V4(a) => m.index.ipv4_probe_byte(*a),
+                Probe::Unknown | Probe::Absent | Probe::Suffixes(..) | Probe::V4(_) => None,
                 Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
                 Probe::Domain(h) => {
                     // The entries the lookup will walk (most names here are hits).
@@ -355,15 +368,6 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             };
         }
         crate::index::touch(&bytes);
-        // An IPv4 key whose block is occupied (a few in a hundred) is decided by two more
-        // bytes, the interval bitmap's and the lone filter's: read them for all such keys.
-        for key in keys.iter() {
-            if let Probe::V4(a) = key {
-                for b in m.index.ipv4_second_bytes(*a).into_iter().flatten() {
-                    std::hint::black_box(*b);
-                }
-            }
-        }
         let mut absent = [false; BATCH];
         for (no, key) in absent.iter_mut().zip(keys.iter()) {
             *no = m.surely_no_match(key);

@@ -636,15 +636,6 @@ pub fn lone_filter_maybe(filter: &[u8], addr: u32) -> bool {
     super::format::u64_at(filter, w * 8).is_none_or(|x| x & mask == mask)
 }
 
-/// The byte of a lone filter that [`lone_filter_maybe`] reads for `addr`.
-#[inline]
-pub fn lone_filter_byte(filter: &[u8], addr: u32) -> Option<&u8> {
-    let words = filter.len() / 8;
-    (words > 0)
-        .then(|| super::strtable::filter_slot(lone_hash(addr), words).0 * 8)
-        .and_then(|at| filter.get(at))
-}
-
 /// Whether a v4 occupancy bitmap rules `addr` out: its block holds no interval and no lone
 /// address. Without a bitmap, `false`.
 #[inline]
