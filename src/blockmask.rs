@@ -13,12 +13,37 @@ pub(crate) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
     imp::mask(block, set)
 }
 
+/// The first byte at or after `from` that is one of `set` (which must not hold 0), sixteen
+/// bytes at a time: for the short searches of a JSON string's end, where a bitmask of the
+/// whole record would be wasted on the few strings a record has.
+#[inline(always)]
+pub(crate) fn find_any<const N: usize>(b: &[u8], from: usize, set: [u8; N]) -> Option<usize> {
+    let mut i = from;
+    while let Some(lane) = b.get(i..i.saturating_add(16)) {
+        let m = imp::mask16(lane.try_into().unwrap_or(&[0; 16]), set);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    crate::swar::find_any(b, i, set)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use safe_arch::{
         bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
         set_splat_i8_m128i, zeroed_m128i,
     };
+
+    #[inline(always)]
+    pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
+        let v = load_unaligned_m128i(lane);
+        let hits = set.iter().fold(zeroed_m128i(), |acc, &c| {
+            bitor_m128i(acc, cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(c as i8)))
+        });
+        u32::from(move_mask_i8_m128i(hits) as u16)
+    }
 
     #[inline(always)]
     pub(super) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
@@ -37,6 +62,17 @@ mod imp {
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     use crate::swar::{bits, eq};
+
+    #[inline(always)]
+    pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
+        let mut m = 0u32;
+        for (k, w) in lane.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+            let hits = set.iter().fold(0, |acc, &c| acc | eq(w, c));
+            m |= bits(hits) << (8 * k);
+        }
+        m
+    }
 
     #[inline(always)]
     pub(super) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
@@ -121,8 +157,8 @@ impl<'a, const N: usize> Cursor<'a, N> {
 mod tests {
     use super::*;
 
-    /// Masks and cursor walks against a byte-by-byte definition, on random buffers, start
-    /// points and seeks.
+    /// Masks, searches and cursor walks against a byte-by-byte definition, on random buffers,
+    /// start points and seeks.
     #[test]
     fn masks_and_cursor_match_bytewise() {
         let mut rng = crate::gen::Rng::new(0xb10c_0001);
@@ -141,6 +177,7 @@ mod tests {
                 assert_eq!(mask(block, set), want);
             }
             let from = rng.below(b.len() as u64 + 3) as usize;
+            assert_eq!(find_any(&b, from, set), expect(from).first().copied());
             let mut c = Cursor::new(&b, set, from);
             let mut got = Vec::new();
             while let Some(p) = c.next_pos() {
