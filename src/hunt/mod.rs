@@ -177,7 +177,8 @@ pub struct HuntOptions {
     pub threads: usize,
     /// Stop at the first malformed record.
     pub strict: bool,
-    /// Target chunk size for parallel scanning.
+    /// Target chunk size for parallel scanning (default 2 MiB), and the block size of a
+    /// compressed or piped input.
     pub chunk_size: usize,
 }
 
@@ -211,7 +212,7 @@ impl HuntOptions {
             columns: Default::default(),
             threads: 0,
             strict: false,
-            chunk_size: 8 << 20,
+            chunk_size: 2 << 20,
         }
     }
 }
