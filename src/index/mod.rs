@@ -707,7 +707,16 @@ impl<S: AsRef<[u8]>> Index<S> {
             })?;
             Ok(true)
         };
-        self.kql_join(s, KqlColumn::NetworkIp, normalized, f)
+        // A dotted quad taken as it stands (digits at both ends: no space trimmed, no
+        // brackets, no IPv6 form) is the text `std` displays for its address, so it equals the
+        // raw string of a record marked KIND_KQL_IP_IS_KEY found through that address.
+        let edge = |c: Option<&u8>| c.is_some_and(u8::is_ascii_digit);
+        let displayed = matches!(parsed, Some(IpAddr::V4(_)))
+            && edge(s.as_bytes().first())
+            && edge(s.as_bytes().last())
+            && !s.contains(':');
+        let known = displayed.then_some((records::KIND_KQL_IP_IS_KEY, true));
+        self.kql_join(s, KqlColumn::NetworkIp, normalized, known, f)
     }
 
     /// KQL-exact join on `DomainName` (see [`Index::visit_kql_network_ip`]).
@@ -716,6 +725,10 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::Corrupt`] on an inconsistent index, or whatever `f` returns.
     pub fn visit_kql_domain_name(&self, s: &str, f: impl FnMut(u32) -> Result<()>) -> Result<()> {
         let normal = normalize_domain_cow(s).ok();
+        // A record marked KIND_KQL_DOMAIN_IS_KEY found through `d` has the raw string `d`.
+        let known = normal
+            .as_deref()
+            .map(|d| (records::KIND_KQL_DOMAIN_IS_KEY, d == s));
         let normalized = |hits: &mut Vec<u32>| -> Result<bool> {
             let Some(d) = &normal else { return Ok(false) };
             self.visit_key(Kind::Domain, d, |id| {
@@ -724,17 +737,20 @@ impl<S: AsRef<[u8]>> Index<S> {
             })?;
             Ok(true)
         };
-        self.kql_join(s, KqlColumn::DomainName, normalized, f)
+        self.kql_join(s, KqlColumn::DomainName, normalized, known, f)
     }
 
     /// The two paths of a KQL-exact join on raw string `s`: the normalized lookup (`normalized`
     /// collects candidate ids and says whether `s` had a normalized form) filtered by raw-string
     /// equality, then the raw table, which holds only what the first path cannot reach.
+    /// `known = Some((bit, equal))`: a candidate whose kind byte has `bit` has a raw string
+    /// equal to `s` exactly when `equal`, without reading it (see `records::KIND_KQL_*`).
     fn kql_join(
         &self,
         s: &str,
         col: KqlColumn,
         normalized: impl FnOnce(&mut Vec<u32>) -> Result<bool>,
+        known: Option<(u8, bool)>,
         mut f: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
         let (field, empty_flag, tag, raw_flag) = match col {
@@ -758,8 +774,17 @@ impl<S: AsRef<[u8]>> Index<S> {
         let had_form = normalized(&mut hits)?;
         hits.sort_unstable();
         hits.dedup();
+        let records = self.sect(Section::Records);
         for id in hits {
-            if self.field(id, field)? == s {
+            let equal = match known {
+                Some((bit, equal))
+                    if records::kind_byte(records, id).is_some_and(|k| k & bit != 0) =>
+                {
+                    equal
+                }
+                _ => self.field(id, field)? == s,
+            };
+            if equal {
                 f(id)?;
             }
         }

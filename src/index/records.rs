@@ -263,7 +263,7 @@ impl<'a> RecordsBuilder<'a> {
         );
         r.extend_from_slice(&block.to_le_bytes());
         r.extend_from_slice(&conf.to_le_bytes());
-        r.push(ind.kind().tag());
+        r.push(ind.kind().tag() | kind_bits(ind));
         r.push(flags);
         Ok(())
     }
@@ -333,7 +333,8 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
         .get(off + 20..off + 24)
         .ok_or_else(|| bad("out of range"))?;
     let conf = u16::from_le_bytes([tail[0], tail[1]]);
-    let kind = Kind::from_tag(tail[2]).ok_or_else(|| bad("unknown kind tag"))?;
+    let kind = Kind::from_tag(tail[2] & !(KIND_KQL_IP_IS_KEY | KIND_KQL_DOMAIN_IS_KEY))
+        .ok_or_else(|| bad("unknown kind tag"))?;
     let flags = tail[3];
     let origin = origin_of(flags >> 4).ok_or_else(|| bad("unknown origin"))?;
     Ok(Fixed {
@@ -346,6 +347,35 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
         origin,
         block,
     })
+}
+
+/// Kind byte bit: the record has one key, a host address, and its raw KQL `NetworkIP` is that
+/// address's text as `std` displays it. A KQL join that found the record through its address
+/// then knows the raw string without reading it.
+pub(crate) const KIND_KQL_IP_IS_KEY: u8 = 0x80;
+/// Kind byte bit: the record has one key, a domain, and its raw KQL `DomainName` is that key.
+pub(crate) const KIND_KQL_DOMAIN_IS_KEY: u8 = 0x40;
+
+/// The kind byte of record `i` (the kind tag and the `KIND_*` bits).
+#[inline]
+pub(crate) fn kind_byte(records: &[u8], i: u32) -> Option<u8> {
+    records.get(i as usize * RECORD_SIZE + 22).copied()
+}
+
+/// The `KIND_*` bits of an indicator's record.
+fn kind_bits(ind: &Indicator) -> u8 {
+    match ind.keys.as_slice() {
+        [crate::indicator::Key::Ip(n)]
+            if n.prefix_len() == n.max_prefix_len()
+                && ind.kql_network_ip == n.addr().to_string() =>
+        {
+            KIND_KQL_IP_IS_KEY
+        }
+        [crate::indicator::Key::Str(Kind::Domain, d)] if ind.kql_domain_name == *d => {
+            KIND_KQL_DOMAIN_IS_KEY
+        }
+        _ => 0,
+    }
 }
 
 /// The flags byte of record `i`.

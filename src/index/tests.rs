@@ -221,6 +221,102 @@ fn lone_addresses_with_and_without_prefixes_in_their_bucket_match_brute_force() 
     }
 }
 
+/// Records whose raw KQL column is their one key's text are marked so, and a KQL join on
+/// them answers exactly as string comparison does, for events spelled like the key and
+/// otherwise (spaces, case, other notations).
+#[test]
+fn kql_records_marked_as_their_own_key_join_like_strings() {
+    let with_raw = |mut i: Indicator, ip: &str, dom: &str| {
+        i.kql_network_ip = ip.into();
+        i.kql_domain_name = dom.into();
+        i
+    };
+    let dom_ind =
+        |v: &str| Indicator::for_key(Key::parse_as(Kind::Domain, v).unwrap(), v, Origin::Plain);
+    let inds = vec![
+        with_raw(ip_ind("1.2.3.4"), "1.2.3.4", ""),  // 0 marked
+        with_raw(ip_ind("1.2.3.4"), " 1.2.3.4", ""), // 1 not: a space
+        with_raw(ip_ind("2001:db8::1"), "2001:db8::1", ""), // 2 marked
+        with_raw(ip_ind("2001:db8::1"), "2001:DB8::1", ""), // 3 not: case
+        with_raw(ip_ind("10.0.0.0/8"), "10.0.0.0/8", ""), // 4 not: a prefix
+        with_raw(dom_ind("evil.example"), "", "evil.example"), // 5 marked
+        with_raw(dom_ind("evil.example"), "", "Evil.Example"), // 6 not: case
+    ];
+    let idx = build_index(&inds);
+    let marks: Vec<u8> = (0..inds.len() as u32)
+        .map(|i| records::kind_byte(idx.sect(Section::Records), i).unwrap() & 0xC0)
+        .collect();
+    assert_eq!(marks, [0x80, 0, 0x80, 0, 0, 0x40, 0]);
+    idx.verify().unwrap();
+    for s in [
+        "1.2.3.4",
+        " 1.2.3.4",
+        "1.2.3.4 ",
+        "[1.2.3.4]",
+        "::ffff:1.2.3.4",
+        "2001:db8::1",
+        "2001:DB8::1",
+        "2001:db8:0::1",
+        "10.0.0.0/8",
+        "10.1.2.3",
+        "evil.example",
+        "Evil.Example",
+        "evil.example.",
+        "EVIL.EXAMPLE",
+        "",
+    ] {
+        let brute = |raw: fn(&Indicator) -> &str| -> Vec<u32> {
+            (0..inds.len() as u32)
+                .filter(|&i| raw(&inds[i as usize]) == s)
+                .collect()
+        };
+        let mut net = Vec::new();
+        idx.visit_kql_network_ip(s, |id| {
+            net.push(id);
+            Ok(())
+        })
+        .unwrap();
+        net.sort_unstable();
+        assert_eq!(net, brute(|i| &i.kql_network_ip), "NetworkIP {s:?}");
+        let mut dom = Vec::new();
+        idx.visit_kql_domain_name(s, |id| {
+            dom.push(id);
+            Ok(())
+        })
+        .unwrap();
+        dom.sort_unstable();
+        assert_eq!(dom, brute(|i| &i.kql_domain_name), "DomainName {s:?}");
+    }
+}
+
+/// `verify` finds a record marked as its own KQL key whose raw column differs.
+#[test]
+fn verify_finds_a_false_own_key_mark() {
+    let dom = Indicator::for_key(
+        Key::parse_as(Kind::Domain, "evil.example").unwrap(),
+        "evil.example",
+        Origin::Plain,
+    );
+    let inds = vec![ip_ind("1.2.3.4"), dom];
+    let mut bytes = build(&inds, Timestamp::from_unix_secs(1_700_000_000).unwrap()).unwrap();
+    let at = Index::from_bytes(bytes.clone())
+        .unwrap()
+        .layout
+        .range(Section::Records)
+        .start;
+    // The domain record is not marked as its own NetworkIP: mark it so.
+    assert_eq!(bytes[at + format::RECORD_SIZE + 22] & 0x80, 0);
+    bytes[at + format::RECORD_SIZE + 22] |= 0x80;
+    let crc = format::checksum(&bytes);
+    bytes[format::CHECKSUM_AT..format::CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let e = Index::from_bytes(bytes)
+        .unwrap()
+        .verify()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("marked as its own KQL key"), "{e}");
+}
+
 /// The lone filter: never rules out an indicator address (the brute force decides), and
 /// rules out most misses that share a block with a lone address but no prefix.
 #[test]

@@ -4,8 +4,10 @@
 
 use super::format::{self, Section};
 use super::iptrie::{self, FamilyView};
+use super::records::{self, Field};
 use super::{Index, VerifySummary};
 use crate::error::{Error, Result};
+use crate::indicator::Kind;
 
 impl<S: AsRef<[u8]>> Index<S> {
     /// Checks the whole-file checksum, then walks every record, string, interval, prefix node,
@@ -21,8 +23,22 @@ impl<S: AsRef<[u8]>> Index<S> {
                 found,
             });
         }
+        let fixed = self.sect(Section::Records);
         for r in self.records() {
-            r?;
+            let r = r?;
+            // A record marked as its own KQL key must be: its raw column is its value.
+            let k = records::kind_byte(fixed, r.id).unwrap_or(0);
+            let ip_ok = k & records::KIND_KQL_IP_IS_KEY == 0
+                || (matches!(r.kind(), Kind::Ipv4 | Kind::Ipv6)
+                    && r.field(Field::KqlNetworkIp) == r.value());
+            let domain_ok = k & records::KIND_KQL_DOMAIN_IS_KEY == 0
+                || (r.kind() == Kind::Domain && r.field(Field::KqlDomainName) == r.value());
+            if !ip_ok || !domain_ok {
+                return Err(Error::corrupt(
+                    self.at(Section::Records) + r.id as usize * format::RECORD_SIZE + 22,
+                    "record marked as its own KQL key, but its raw column differs",
+                ));
+            }
         }
         let mut sum = VerifySummary {
             records: self.len() as u64,
