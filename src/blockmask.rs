@@ -10,7 +10,11 @@
 /// The bits of the bytes of `block` equal to one of `set`.
 #[inline(always)]
 pub(crate) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
-    imp::mask(block, set)
+    let mut m = 0u64;
+    for (k, lane) in block.chunks_exact(16).enumerate() {
+        m |= u64::from(imp::mask16(lane.try_into().unwrap_or(&[0; 16]), set)) << (16 * k);
+    }
+    m
 }
 
 /// The first byte at or after `from` that is one of `set` (which must not hold 0), sixteen
@@ -44,19 +48,6 @@ mod imp {
         });
         u32::from(move_mask_i8_m128i(hits) as u16)
     }
-
-    #[inline(always)]
-    pub(super) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
-        let mut m = 0u64;
-        for (k, lane) in block.chunks_exact(16).enumerate() {
-            let v = load_unaligned_m128i(lane.try_into().unwrap_or(&[0; 16]));
-            let hits = set.iter().fold(zeroed_m128i(), |acc, &c| {
-                bitor_m128i(acc, cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(c as i8)))
-            });
-            m |= u64::from(move_mask_i8_m128i(hits) as u16) << (16 * k);
-        }
-        m
-    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -70,17 +61,6 @@ mod imp {
             let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
             let hits = set.iter().fold(0, |acc, &c| acc | eq(w, c));
             m |= bits(hits) << (8 * k);
-        }
-        m
-    }
-
-    #[inline(always)]
-    pub(super) fn mask<const N: usize>(block: &[u8; 64], set: [u8; N]) -> u64 {
-        let mut m = 0u64;
-        for (k, w) in block.chunks_exact(8).enumerate() {
-            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-            let hits = set.iter().fold(0, |acc, &c| acc | eq(w, c));
-            m |= u64::from(bits(hits)) << (8 * k);
         }
         m
     }

@@ -494,11 +494,47 @@ mod tests {
         }
     }
 
+    /// A kql hunt over 200 records (several batches) against `index`, whose record 1 is
+    /// reachable only through the raw table with key `raw` and record 0 normally with key
+    /// `normal`: every seventh record carries `raw`, every eleventh `normal`, the rest
+    /// `other(i)`. Each must join exactly its record.
+    fn kql_batch_reaches_raw_rows(
+        index: &Index<Vec<u8>>,
+        query: Query,
+        header: &str,
+        (raw, normal): (&str, &str),
+        other: impl Fn(u32) -> String,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.csv");
+        let mut text = format!("{header}\n");
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let key = if i % 7 == 0 {
+                want.push((u64::from(i) + 2, 1));
+                raw.to_string()
+            } else if i % 11 == 0 {
+                want.push((u64::from(i) + 2, 0));
+                normal.to_string()
+            } else {
+                other(i)
+            };
+            text.push_str(&format!("2024-01-01T00:00:00Z,10.0.0.1,{key}\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+        let mut opts = HuntOptions::new(query);
+        opts.semantics = crate::hunt::Semantics::Kql;
+        opts.now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+        let (matches, _) = hunt(index, &[Source::File(log)], &opts, &Progress::default()).unwrap();
+        let mut got: Vec<(u64, u32)> = matches.iter().map(|m| (m.line, m.record)).collect();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
+
     /// KQL's DNS join compares raw strings, so a row reachable only through the raw
     /// `DomainName` table (a normalizable name, but not among the row's keys) must match even
     /// though the string table's filter has never seen its normalized form: the batched
-    /// pre-probe may rule a name out only when no such row exists. 200 records (several
-    /// batches), every seventh one the raw name, every eleventh one a normal indicator.
+    /// pre-probe may rule a name out only when no such row exists.
     #[test]
     fn kql_dns_reaches_raw_only_domain_rows_through_the_batch() {
         use crate::indicator::{Indicator, Key, Kind, Origin};
@@ -521,30 +557,13 @@ mod tests {
             index.layout().flags & crate::index::format::FLAG_RAW_DOMAIN_NORMALIZABLE,
             0
         );
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("dns.csv");
-        let mut text = String::from("TimeGenerated,ClientIP,Name\n");
-        let mut want = Vec::new();
-        for i in 0..200u32 {
-            let name = if i % 7 == 0 {
-                want.push((u64::from(i) + 2, 1));
-                "Odd.Example".to_string()
-            } else if i % 11 == 0 {
-                want.push((u64::from(i) + 2, 0));
-                "evil.example".to_string()
-            } else {
-                format!("host{i}.example")
-            };
-            text.push_str(&format!("2024-01-01T00:00:00Z,10.0.0.1,{name}\n"));
-        }
-        std::fs::write(&log, text).unwrap();
-        let mut opts = HuntOptions::new(Query::Dns);
-        opts.semantics = crate::hunt::Semantics::Kql;
-        opts.now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
-        let (matches, _) = hunt(&index, &[Source::File(log)], &opts, &Progress::default()).unwrap();
-        let mut got: Vec<(u64, u32)> = matches.iter().map(|m| (m.line, m.record)).collect();
-        got.sort_unstable();
-        assert_eq!(got, want);
+        kql_batch_reaches_raw_rows(
+            &index,
+            Query::Dns,
+            "TimeGenerated,ClientIP,Name",
+            ("Odd.Example", "evil.example"),
+            |i| format!("host{i}.example"),
+        );
     }
 
     /// The same for the network query: a row whose raw `NetworkIP` is an address it has no
@@ -566,30 +585,13 @@ mod tests {
         let index =
             Index::from_bytes(crate::index::build(&[plain, odd], Timestamp::MIN).unwrap()).unwrap();
         assert!(index.ipv4_absent("9.9.9.9".parse().unwrap(), false));
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("net.csv");
-        let mut text = String::from("TimeGenerated,SourceIP,DestinationIP\n");
-        let mut want = Vec::new();
-        for i in 0..200u32 {
-            let dst = if i % 7 == 0 {
-                want.push((u64::from(i) + 2, 1));
-                "9.9.9.9".to_string()
-            } else if i % 11 == 0 {
-                want.push((u64::from(i) + 2, 0));
-                "10.1.2.3".to_string()
-            } else {
-                format!("172.16.{}.{}", i / 256, i % 256)
-            };
-            text.push_str(&format!("2024-01-01T00:00:00Z,10.0.0.1,{dst}\n"));
-        }
-        std::fs::write(&log, text).unwrap();
-        let mut opts = HuntOptions::new(Query::Network);
-        opts.semantics = crate::hunt::Semantics::Kql;
-        opts.now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
-        let (matches, _) = hunt(&index, &[Source::File(log)], &opts, &Progress::default()).unwrap();
-        let mut got: Vec<(u64, u32)> = matches.iter().map(|m| (m.line, m.record)).collect();
-        got.sort_unstable();
-        assert_eq!(got, want);
+        kql_batch_reaches_raw_rows(
+            &index,
+            Query::Network,
+            "TimeGenerated,SourceIP,DestinationIP",
+            ("9.9.9.9", "10.1.2.3"),
+            |i| format!("172.16.{}.{}", i / 256, i % 256),
+        );
     }
 
     /// A log bigger than the first window, hunted in windows of a few KiB (quoted newlines,
