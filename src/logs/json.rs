@@ -465,10 +465,15 @@ fn apply<'a>(
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
     if a.leaf != 0 {
-        let (v, n) = value(b, t, p)?;
-        for (i, f) in fields.iter_mut().enumerate() {
-            if a.leaf & (1 << i) != 0 {
-                *f = v.clone();
+        let (mut v, n) = value(b, t, p)?;
+        // The last field wanting the value takes it; one before it (a key mapped to two
+        // fields) gets a copy.
+        let mut want = a.leaf;
+        while want != 0 {
+            let i = want.trailing_zeros() as usize;
+            want &= want - 1;
+            if let Some(f) = fields.get_mut(i) {
+                *f = if want == 0 { v.take() } else { v.clone() };
             }
         }
         Some(n)
