@@ -665,6 +665,34 @@ not json
         assert_eq!(recs[3].0, 7);
     }
 
+    /// One key read into two fields (`--column` can name the same key twice): both get the
+    /// value, escaped or not, and a second record repeats it through the remembered keys.
+    #[test]
+    fn one_key_feeds_two_fields() {
+        let t = "{\"a\":\"x\\u00e9\",\"b\":\"1.2.3.4\"}\n{\"a\":\"y\",\"b\":\"5.6.7.8\"}\n";
+        let (recs, bads) = run(t, &[&["a"], &["b"], &["b"], &["a"]]);
+        assert!(bads.is_empty());
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            recs,
+            vec![
+                (
+                    1,
+                    vec![
+                        some("x\u{e9}"),
+                        some("1.2.3.4"),
+                        some("1.2.3.4"),
+                        some("x\u{e9}")
+                    ]
+                ),
+                (
+                    2,
+                    vec![some("y"), some("5.6.7.8"), some("5.6.7.8"), some("y")]
+                ),
+            ]
+        );
+    }
+
     /// String values of every length, with escapes at random places and invalid UTF-8 lines
     /// mixed in, read as `serde_json` reads them; a line with a bad byte is malformed and the
     /// lines after it (checked on their own) are not.
