@@ -84,10 +84,10 @@ impl<'a, const N: usize> Cursor<'a, N> {
         let mut c = Cursor {
             b,
             set,
-            base: from,
+            base: 0,
             bits: 0,
         };
-        c.load();
+        c.seek(from);
         c
     }
 

@@ -92,8 +92,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         Ok(true)
     }
 
-    /// The key of `fields` whose absence from the index a cheap probe can prove
-    /// ([`Matcher::surely_no_match`]): a valid IPv4 key of the network query, or a valid name
+    /// The key of `fields` whose absence from the index a cheap probe can prove (in
+    /// [`scan_batched`]): a valid IPv4 key of the network query, or a valid name
     /// of the DNS query (exact lookups only), when the query matches its key alone.
     #[inline]
     fn probe_key(&self, fields: &Fields<'_>) -> Probe {
@@ -128,25 +128,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         }
     }
 
-    /// Whether the index proves, from one bit or one run of hash slots, that a record whose
-    /// [`Matcher::probe_key`] is `key` matches nothing. `false` means "match it".
-    #[inline]
-    fn surely_no_match(&self, key: &Probe) -> bool {
-        let kql = self.opts.semantics == Semantics::Kql;
-        match key {
-            // (Suffixes are decided in the batch, from the filter alone.)
-            Probe::Unknown | Probe::Suffixes(..) => false,
-            Probe::Absent => true,
-            // Past the batch's bitmap round: looked up.
-            Probe::V4(_) => false,
-            Probe::V6(a) => self.index.ipv6_absent(*a, kql),
-            // Past the batch's filter round: nearly always present, so looked up.
-            Probe::Domain(_) => false,
-        }
-    }
-
-    /// Matches one record. `cands` is scratch space; `no_match` is
-    /// [`Matcher::surely_no_match`]'s answer for it, or `false`.
+    /// Matches one record. `cands` is scratch space; `no_match` says the batch's probes ruled
+    /// its key out (see [`scan_batched`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -228,7 +211,8 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     }
 }
 
-/// A record's key, prepared for [`Matcher::surely_no_match`].
+/// A record's key, prepared for the batch's probes; a key they rule out becomes
+/// [`Probe::Absent`].
 #[derive(Clone, Copy)]
 enum Probe {
     /// No cheap proof applies.
@@ -242,7 +226,7 @@ enum Probe {
     /// The string-table hashes of a DNS event's name, normalized, and of its label suffixes
     /// (the first `n`), for a lookup with subdomains.
     Suffixes([u64; SUFFIXES], u8),
-    /// A DNS event's name the string table's filter has ruled out.
+    /// A key the index has ruled out: the record matches nothing.
     Absent,
 }
 
@@ -251,8 +235,8 @@ const SUFFIXES: usize = 8;
 
 /// One item of a scanned chunk, in input order.
 pub(crate) enum Item<'a> {
-    /// A record: its line, byte span and needed fields, and whether
-    /// [`Matcher::surely_no_match`] ruled it out.
+    /// A record: its line, byte span and needed fields, and whether the batch's probes ruled
+    /// its key out.
     Record(u64, Range<usize>, Fields<'a>, bool),
     /// A record the reader rejected.
     Bad(u64, Range<usize>, Malformed),
@@ -262,7 +246,7 @@ pub(crate) enum Item<'a> {
 const BATCH: usize = 32;
 
 /// Scans `chunk` and hands its items to `f` in input order, in batches whose index probes
-/// ([`Matcher::surely_no_match`]) ran back to back: one record's probe is a likely cache miss
+/// ran back to back: one record's probe is a likely cache miss
 /// (the bitmap is megabytes, the log streams through the cache), and independent misses
 /// overlap where dependent per-record work would wait for each in turn.
 pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
@@ -368,13 +352,15 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             };
         }
         crate::index::touch(&bytes);
-        let mut absent = [false; BATCH];
-        for (no, key) in absent.iter_mut().zip(keys.iter()) {
-            *no = m.surely_no_match(key);
-        }
-        for (item, no) in batch.iter_mut().zip(absent) {
+        for (item, key) in batch.iter_mut().zip(keys.iter()) {
             if let Item::Record(_, _, _, no_match) = item {
-                *no_match = no;
+                // An IPv6 key is decided now that its lone bucket is cached; the others were
+                // decided above (a domain or IPv4 key past its filter is looked up).
+                *no_match = match *key {
+                    Probe::Absent => true,
+                    Probe::V6(a) => m.index.ipv6_absent(a, kql),
+                    _ => false,
+                };
             }
         }
         for item in batch.drain(..) {

@@ -1,8 +1,6 @@
 //! Compiling indicator records into index bytes, and writing them atomically.
 
-use super::format::{
-    self, Section, CHECKSUM_AT, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VERSION,
-};
+use super::format::{self, Section, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VERSION};
 use super::iptrie::IpBuilder;
 use super::records::RecordsBuilder;
 use super::strtable::{StrTableBuilder, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
@@ -112,8 +110,7 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     }
     let len = out.len() as u64;
     out[16..24].copy_from_slice(&len.to_le_bytes());
-    let crc = format::checksum(&out);
-    out[CHECKSUM_AT..CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    format::put_checksum(&mut out);
     debug_assert_eq!(Section::ALL.len(), SECTIONS);
     Ok(out)
 }

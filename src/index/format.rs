@@ -411,6 +411,14 @@ impl Layout {
     }
 }
 
+/// Stores [`checksum`] of `b`, a whole file, in its header.
+pub fn put_checksum(b: &mut [u8]) {
+    let crc = checksum(b);
+    if let Some(field) = b.get_mut(CHECKSUM_AT..CHECKSUM_AT + 4) {
+        field.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
 /// CRC-32 of the whole file with the checksum field taken as zero.
 pub fn checksum(b: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();

@@ -131,20 +131,16 @@ impl IpBuilder {
                 }
             }
             v4.interval_bitmap = bm.clone();
-            let lone: Vec<u32> = v4
+            let lone = v4
                 .lone_addrs
                 .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let mut filter = vec![0u64; super::strtable::filter_words(lone.len())];
-            for &a in &lone {
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            for a in lone.clone() {
                 let blk = a >> shift;
                 bm[(blk / 8) as usize] |= 1 << (blk % 8);
-                let (w, mask) = super::strtable::filter_slot(lone_hash(a), filter.len());
-                filter[w] |= mask;
             }
             v4.bitmap = bm;
-            v4.lone_filter = filter.iter().flat_map(|w| w.to_le_bytes()).collect();
+            v4.lone_filter = super::strtable::filter_bytes(lone.map(lone_hash));
         }
         let v6 = encode(v6, lone6, 128);
         Ok(IpSections {
@@ -628,12 +624,7 @@ pub fn bitmap_has(bitmap: &[u8], bits: u8, addr: u32) -> bool {
 /// filter lets everything through.
 #[inline]
 pub fn lone_filter_maybe(filter: &[u8], addr: u32) -> bool {
-    let words = filter.len() / 8;
-    if words == 0 {
-        return true;
-    }
-    let (w, mask) = super::strtable::filter_slot(lone_hash(addr), words);
-    super::format::u64_at(filter, w * 8).is_none_or(|x| x & mask == mask)
+    super::strtable::filter_maybe(filter, lone_hash(addr))
 }
 
 /// Whether a v4 occupancy bitmap rules `addr` out: its block holds no interval and no lone

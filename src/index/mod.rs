@@ -291,7 +291,7 @@ impl<S: AsRef<[u8]>> Index<S> {
             self.sect(Section::V4Bitmap),
             self.layout.v4_bitmap_bits,
             addr,
-        ) || self.v4_filter().absent_addr(addr)
+        ) || self.v4_filter().lone_block_absent(addr)
     }
 
     /// The byte [`Index::ipv4_absent`] reads first for `a`. Reading the bytes of a batch of
@@ -877,9 +877,13 @@ impl V4Filter<'_> {
     /// of a random stream (1M indicators), which the filter rules out but for ~1 %.
     #[inline]
     fn absent_addr(&self, addr: u32) -> bool {
-        if iptrie::bitmap_absent(self.occupancy, self.bits, addr) {
-            return true;
-        }
+        iptrie::bitmap_absent(self.occupancy, self.bits, addr) || self.lone_block_absent(addr)
+    }
+
+    /// For an address in an occupied block: whether the block holds only lone addresses and
+    /// the lone filter rules `addr` out.
+    #[inline]
+    fn lone_block_absent(&self, addr: u32) -> bool {
         self.bits != 0
             && !iptrie::bitmap_has(self.intervals, self.bits, addr)
             && !iptrie::lone_filter_maybe(self.lone, addr)

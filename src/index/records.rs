@@ -367,7 +367,7 @@ fn kind_bits(ind: &Indicator) -> u8 {
     match ind.keys.as_slice() {
         [crate::indicator::Key::Ip(n)]
             if n.prefix_len() == n.max_prefix_len()
-                && ind.kql_network_ip == n.addr().to_string() =>
+                && displays_as(n.addr(), &ind.kql_network_ip) =>
         {
             KIND_KQL_IP_IS_KEY
         }
@@ -376,6 +376,21 @@ fn kind_bits(ind: &Indicator) -> u8 {
         }
         _ => 0,
     }
+}
+
+/// Whether `addr` as `std` displays it is exactly `s`, compared piece by piece as the
+/// formatter writes it: a compile checks every address indicator, and building each text
+/// would be an allocation per indicator.
+fn displays_as(addr: std::net::IpAddr, s: &str) -> bool {
+    struct Rest<'a>(&'a str);
+    impl std::fmt::Write for Rest<'_> {
+        fn write_str(&mut self, part: &str) -> std::fmt::Result {
+            self.0 = self.0.strip_prefix(part).ok_or(std::fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut rest = Rest(s);
+    std::fmt::write(&mut rest, format_args!("{addr}")).is_ok() && rest.0.is_empty()
 }
 
 /// The flags byte of record `i`.
@@ -484,4 +499,36 @@ pub(crate) fn strings<'a>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::displays_as;
+
+    /// Against `to_string`, on spellings that share a prefix with the displayed text, extend
+    /// it, or differ in case or notation.
+    #[test]
+    fn displays_as_agrees_with_to_string() {
+        let addrs = ["1.2.3.4", "1.2.3.45", "2001:db8::1", "::ffff:1.2.3.4", "::"];
+        let spellings = [
+            "1.2.3.4",
+            "1.2.3.45",
+            "1.2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "",
+            "2001:db8::1",
+            "2001:DB8::1",
+            "2001:db8:0::1",
+            "::ffff:1.2.3.4",
+            "::",
+            ":",
+        ];
+        for a in addrs {
+            let a: std::net::IpAddr = a.parse().unwrap();
+            for s in spellings {
+                assert_eq!(displays_as(a, s), a.to_string() == s, "{a} {s:?}");
+            }
+        }
+    }
 }

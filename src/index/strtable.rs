@@ -81,6 +81,30 @@ pub fn filter_words(keys: usize) -> usize {
         .next_power_of_two()
 }
 
+/// A filter of [`filter_words`] words for `hashes` (one per key) with every hash's bits set,
+/// as the little-endian bytes of its words. The string table's and the lone IPv4 addresses'
+/// filters are both built here.
+pub(crate) fn filter_bytes(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u8> {
+    let mut filter = vec![0u64; filter_words(hashes.len())];
+    for h in hashes {
+        let (w, mask) = filter_slot(h, filter.len());
+        filter[w] |= mask;
+    }
+    filter.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Whether a filter (little-endian `u64` words) lets hash `h` through (`false`: no key of it
+/// has that hash). An empty filter lets everything through.
+#[inline]
+pub(crate) fn filter_maybe(filter: &[u8], h: u64) -> bool {
+    let words = filter.len() / 8;
+    if words == 0 {
+        return true;
+    }
+    let (w, mask) = filter_slot(h, words);
+    super::format::u64_at(filter, w * 8).is_none_or(|word| word & mask == mask)
+}
+
 /// Whether `len` is a valid `StrFilter` section length: a power of two of 8-byte words.
 pub fn filter_len_ok(len: usize) -> bool {
     len % 8 == 0 && (len / 8).is_power_of_two()
@@ -142,11 +166,7 @@ impl StrTableBuilder {
         keys.sort_unstable_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
         let mut dir = Vec::with_capacity((buckets + 1) * 4 + 4);
         let mut entries = Vec::new();
-        let mut filter = vec![0u64; filter_words(n)];
-        for k in &keys {
-            let (w, mask) = filter_slot(k.1, filter.len());
-            filter[w] |= mask;
-        }
+        let filter = filter_bytes(keys.iter().map(|k| k.1));
         let mut next = 0usize;
         for b in 0..=buckets {
             while let Some(k) = keys.get(next).filter(|k| k.0 < b) {
@@ -170,7 +190,7 @@ impl StrTableBuilder {
         debug_assert_eq!(Some(dir.len()), slots_len(buckets));
         Ok(StrSections {
             slots: dir,
-            filter: filter.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            filter,
             entries,
             buckets: u32::try_from(buckets).map_err(|_| too_large())?,
             keys: u32::try_from(n).map_err(|_| too_large())?,
@@ -289,15 +309,7 @@ impl<'a> StrTable<'a> {
     /// filter (only in a hand-made view) lets everything through.
     #[inline]
     pub fn maybe(&self, h: u64) -> bool {
-        let Some((w, mask)) = self.filter_slot(h) else {
-            return true;
-        };
-        let word = self
-            .filter
-            .get(w * 8..w * 8 + 8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(u64::MAX, u64::from_le_bytes);
-        word & mask == mask
+        filter_maybe(self.filter, h)
     }
 
     /// The filter byte a lookup of a key of hash `h` reads first.

@@ -307,8 +307,7 @@ fn verify_finds_a_false_own_key_mark() {
     // The domain record is not marked as its own NetworkIP: mark it so.
     assert_eq!(bytes[at + format::RECORD_SIZE + 22] & 0x80, 0);
     bytes[at + format::RECORD_SIZE + 22] |= 0x80;
-    let crc = format::checksum(&bytes);
-    bytes[format::CHECKSUM_AT..format::CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    format::put_checksum(&mut bytes);
     let e = Index::from_bytes(bytes)
         .unwrap()
         .verify()
@@ -375,8 +374,7 @@ fn verify_finds_a_lone_address_missing_from_the_filter() {
         .range(Section::V4LoneFilter);
     assert!(!range.is_empty());
     bytes[range].fill(0);
-    let crc = format::checksum(&bytes);
-    bytes[format::CHECKSUM_AT..format::CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    format::put_checksum(&mut bytes);
     let idx = Index::from_bytes(bytes).unwrap();
     let e = idx.verify().unwrap_err().to_string();
     assert!(
