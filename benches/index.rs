@@ -192,7 +192,13 @@ fn compile(c: &mut Criterion) {
 
 fn lookup(c: &mut Criterion) {
     let f = fixture();
-    let idx = index();
+    let mut idx = index();
+    // As `hunt` and `filter` do for long runs, unless IOCMATCH_BENCH_NO_HOT is set (to measure
+    // lookups straight from the bytes).
+    if std::env::var_os("IOCMATCH_BENCH_NO_HOT").is_none() {
+        let n = idx.load_hot_sections().expect("hot sections");
+        eprintln!("lookup sections copied into huge pages: {n} bytes");
+    }
     let mut rng = Rng::new(7);
     let ip_rows: Vec<&GenIndicator> = f
         .rows

@@ -75,8 +75,11 @@ fn file_id(p: &std::path::Path) -> Option<(u64, u64, std::time::SystemTime)> {
     Some((m.ino(), m.len(), m.modified().ok()?))
 }
 
+/// Loads the index, its lookup sections copied into huge pages: a filter runs for long.
 fn load(paths: &[PathBuf]) -> Result<Index<IndexBytes>> {
-    Ok(super::join_args::load_index(paths, &IngestOptions::default())?.0)
+    let mut index = super::join_args::load_index(paths, &IngestOptions::default())?.0;
+    super::join_args::load_hot(&mut index);
+    Ok(index)
 }
 
 pub fn run(a: Args) -> Result<Outcome> {

@@ -172,7 +172,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         latest: a.latest,
         ..IngestOptions::default()
     };
-    let (index, ingest_report) = super::join_args::load_index(&a.index, &ingest_opts)?;
+    let (mut index, ingest_report) = super::join_args::load_index(&a.index, &ingest_opts)?;
     if let (Some(r), false) = (&ingest_report, a.quiet) {
         eprintln!(
             "indicators: {} records from {} file(s), {} skipped",
@@ -182,6 +182,9 @@ pub fn run(a: Args) -> Result<Outcome> {
         );
     }
     let sources = input::expand(&a.logs)?;
+    if super::join_args::long_hunt(&sources) {
+        super::join_args::load_hot(&mut index);
+    }
     let progress = Progress::default();
     let show = !a.quiet && std::io::stderr().is_terminal();
     let done = std::sync::atomic::AtomicBool::new(false);

@@ -47,6 +47,26 @@ pub fn load_index(
     })
 }
 
+/// Copies the index's lookup sections into huge pages ([`iocmatch::Index::load_hot_sections`])
+/// for a long hunt. Failure only costs speed: the index reads its file map as before.
+pub fn load_hot(index: &mut iocmatch::Index<iocmatch::index::IndexBytes>) {
+    let _ = index.load_hot_sections();
+}
+
+/// Whether a hunt over `sources` is long enough to pay for [`load_hot`]: standard input (a
+/// stream of unknown length), or files of 32 MiB or more in all.
+pub fn long_hunt(sources: &[iocmatch::logs::input::Source]) -> bool {
+    use iocmatch::logs::input::Source;
+    let mut bytes = 0u64;
+    for s in sources {
+        match s {
+            Source::Stdin => return true,
+            Source::File(p) => bytes += std::fs::metadata(p).map_or(0, |m| m.len()),
+        }
+    }
+    bytes >= 32 << 20
+}
+
 /// Applies `--match F,F` and `--column FIELD=NAME` to `opts`.
 pub fn apply_fields(
     opts: &mut HuntOptions,

@@ -46,13 +46,18 @@ pub(crate) fn live(opts: &HuntOptions, f: &crate::index::Fixed, t: Option<Timest
         None => !kql,
     };
     match opts.expiry {
-        Expiry::Now => match f.expiration {
-            Some(e) => e > opts.now,
-            None => !kql,
-        },
+        Expiry::Now => live_now(opts, f.expiration),
         Expiry::AtEvent => {
             t.is_some_and(|t| f.valid_from.is_none_or(|v| v <= t) && before_expiry(t))
         }
+    }
+}
+
+/// [`live`] with [`Expiry::Now`], which reads the expiration alone.
+pub(crate) fn live_now(opts: &HuntOptions, expiration: Option<Timestamp>) -> bool {
+    match expiration {
+        Some(e) => e > opts.now,
+        None => opts.semantics != Semantics::Kql,
     }
 }
 

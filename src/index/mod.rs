@@ -10,6 +10,7 @@
 mod build;
 mod fasthash;
 pub mod format;
+mod hot;
 mod iptrie;
 mod load;
 mod records;
@@ -17,6 +18,7 @@ mod strtable;
 mod verify;
 
 pub use build::{build, write_atomic};
+pub use hot::HOT_LIMIT;
 pub use load::{load, IndexBytes};
 pub use records::{Field, Fixed, FIELDS};
 pub use strtable::Ids;
@@ -40,6 +42,8 @@ use strtable::{hash, StrTable, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
 pub struct Index<S = Mmap> {
     data: S,
     layout: Layout,
+    /// Lookup sections copied into huge pages ([`Index::load_hot_sections`]).
+    hot: Option<hot::Hot>,
 }
 
 impl Index<Mmap> {
@@ -61,10 +65,40 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Error::NotAnIndex`], [`Error::Version`] or [`Error::Corrupt`].
     pub fn from_bytes(data: S) -> Result<Index<S>> {
         let layout = Layout::parse(data.as_ref())?;
-        Ok(Index { data, layout })
+        Ok(Index {
+            data,
+            layout,
+            hot: None,
+        })
     }
 
+    /// Copies the sections a key's first probe reads (the IPv4 bitmaps and lone filter, the
+    /// string-key filter and directory, first-level tables and the lone IPv6 addresses; at
+    /// most [`HOT_LIMIT`] bytes) into anonymous memory that Linux backs with 2 MiB pages
+    /// (transparent huge pages, requested with `madvise`), and reads them from there.
+    /// Returns the bytes copied.
+    ///
+    /// Those reads land at random in megabytes, and with 4 KiB pages most of them also miss
+    /// the TLB: a network hunt spent about 10 % less CPU with the copy. The answers are the
+    /// same. It costs a few milliseconds and that much memory (8 MB for 1M indicators), so it
+    /// pays for long hunts, not for a few lookups; the `hunt` command calls it for 32 MiB of
+    /// input or more and for stdin, `filter` always. Elsewhere than Linux the copy is made
+    /// with ordinary pages.
+    ///
+    /// # Errors
+    /// When the anonymous map cannot be made; the index stays usable as it was.
+    pub fn load_hot_sections(&mut self) -> std::io::Result<usize> {
+        if self.hot.is_none() {
+            self.hot = hot::Hot::copy(self.data.as_ref(), &self.layout, HOT_LIMIT)?;
+        }
+        Ok(self.hot.as_ref().map_or(0, hot::Hot::len))
+    }
+
+    #[inline]
     fn sect(&self, s: Section) -> &[u8] {
+        if let Some(b) = self.hot.as_ref().and_then(|h| h.get(s)) {
+            return b;
+        }
         // In range: checked by `Layout::parse`.
         self.data.as_ref().get(self.layout.range(s)).unwrap_or(&[])
     }
@@ -152,13 +186,20 @@ impl<S: AsRef<[u8]>> Index<S> {
         records::fixed(self.sect(Section::Records), id, self.at(Section::Records))
     }
 
-    /// The expiration of record `id` (`Ok(None)` = null), read from its fixed record only.
+    /// The expiration of record `id` (`Ok(None)` = null), read from its fixed record only
+    /// (and no other field of it).
     ///
     /// # Errors
     /// [`Error::Corrupt`] if `id` is out of range or the stored time is invalid.
     #[inline]
     pub fn expiration(&self, id: u32) -> Result<Option<Timestamp>> {
-        Ok(self.fixed(id)?.expiration)
+        if id >= self.layout.records {
+            return Err(Error::corrupt(
+                self.at(Section::Records),
+                format!("record id {id} out of range"),
+            ));
+        }
+        records::expiration(self.sect(Section::Records), id, self.at(Section::Records))
     }
 
     /// Iterates all records in id order.

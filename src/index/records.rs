@@ -316,18 +316,8 @@ pub struct Fixed {
 pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
     let off = i as usize * RECORD_SIZE;
     let bad = |what: &str| Error::corrupt(at + off, format!("record {i}: {what}"));
-    let time = |o: usize| -> Result<Option<Timestamp>> {
-        let t = u64_at(records, off + o).ok_or_else(|| bad("out of range"))? as i64;
-        if t == NULL_TIME {
-            Ok(None)
-        } else {
-            Timestamp::from_ticks(t)
-                .map(Some)
-                .ok_or_else(|| bad("timestamp out of range"))
-        }
-    };
-    let valid_from = time(0)?;
-    let expiration = time(8)?;
+    let valid_from = time_at(records, i, 0, at)?;
+    let expiration = time_at(records, i, 8, at)?;
     let block = u32_at(records, off + 16).ok_or_else(|| bad("out of range"))?;
     let tail = records
         .get(off + 20..off + 24)
@@ -347,6 +337,27 @@ pub(crate) fn fixed(records: &[u8], i: u32, at: usize) -> Result<Fixed> {
         origin,
         block,
     })
+}
+
+/// Record `i`'s expiration alone (what [`fixed`] reads at its offset 8).
+#[inline]
+pub(crate) fn expiration(records: &[u8], i: u32, at: usize) -> Result<Option<Timestamp>> {
+    time_at(records, i, 8, at)
+}
+
+/// The nullable time at byte `o` of record `i`.
+#[inline]
+fn time_at(records: &[u8], i: u32, o: usize, at: usize) -> Result<Option<Timestamp>> {
+    let off = i as usize * RECORD_SIZE;
+    let bad = |what: &str| Error::corrupt(at + off, format!("record {i}: {what}"));
+    let t = u64_at(records, off + o).ok_or_else(|| bad("out of range"))? as i64;
+    if t == NULL_TIME {
+        Ok(None)
+    } else {
+        Timestamp::from_ticks(t)
+            .map(Some)
+            .ok_or_else(|| bad("timestamp out of range"))
+    }
 }
 
 /// Kind byte bit: the record has one key, a host address, and its raw KQL `NetworkIP` is that

@@ -81,7 +81,11 @@ fn v4_random_prefixes_match_brute_force() {
         }
         inds.push(ip_ind("0.0.0.0/0"));
         inds.push(ip_ind("255.255.255.255"));
-        let idx = build_index(&inds);
+        let mut idx = build_index(&inds);
+        // The even seeds read the lookup sections from a copy in huge pages.
+        if seed % 2 == 0 {
+            assert!(idx.load_hot_sections().unwrap() > 0);
+        }
         let mut probes: Vec<IpAddr> = (0..5000)
             .map(|_| IpAddr::V4(Ipv4Addr::from(base(&mut r))))
             .collect();
@@ -137,6 +141,8 @@ fn v6_random_prefixes_match_brute_force() {
     inds.push(ip_ind("::/0"));
     inds.push(ip_ind("1.2.3.4"));
     let idx = build_index(&inds);
+    let mut hot_idx = build_index(&inds);
+    assert!(hot_idx.load_hot_sections().unwrap() > 0);
     let mut probes: Vec<IpAddr> = (0..5000)
         .map(|_| IpAddr::V6(Ipv6Addr::from(base(&mut r))))
         .collect();
@@ -164,6 +170,7 @@ fn v6_random_prefixes_match_brute_force() {
     let mut misses = 0;
     for a in probes {
         assert_eq!(got(&idx, a), brute(&inds, a), "addr {a}");
+        assert_eq!(got(&hot_idx, a), brute(&inds, a), "hot sections, addr {a}");
         // The batch probe is exact for IPv6: absent iff nothing contains the address.
         if let IpAddr::V6(v6) = a {
             let want = brute(some, a);
@@ -179,6 +186,7 @@ fn v6_random_prefixes_match_brute_force() {
         vec![inds.len() as u32 - 1]
     );
     idx.verify().unwrap();
+    hot_idx.verify().unwrap();
 }
 
 #[test]
@@ -443,7 +451,8 @@ fn many_domains_match_a_reference_map() {
         want.entry(name.clone()).or_default().push(i);
         inds.push(str_ind(Kind::Domain, &name));
     }
-    let idx = build_index(&inds);
+    let mut idx = build_index(&inds);
+    assert!(idx.load_hot_sections().unwrap() > 0);
     let mut names: Vec<String> = want.keys().cloned().collect();
     names.sort();
     names.extend((0..20_000).map(|_| format!("m{:x}.example.com", r.next())));
@@ -761,11 +770,15 @@ fn sample_bytes() -> Vec<u8> {
     build(&inds, Timestamp::from_unix_secs(5).unwrap()).unwrap()
 }
 
-/// Exercises every read path; errors are fine, panics are not.
-fn exercise(b: Vec<u8>) {
-    let Ok(idx) = Index::from_bytes(b) else {
+/// Exercises every read path; errors are fine, panics are not. With `hot`, the lookup
+/// sections are read from their copy in huge pages.
+fn exercise(b: Vec<u8>, hot: bool) {
+    let Ok(mut idx) = Index::from_bytes(b) else {
         return;
     };
+    if hot {
+        idx.load_hot_sections().unwrap();
+    }
     for a in [
         "1.2.3.4",
         "10.1.2.3",
@@ -812,16 +825,16 @@ fn flipped_bytes_never_panic_and_verify_catches_them() {
             if let Ok(idx) = Index::from_bytes(c.clone()) {
                 assert!(idx.verify().is_err(), "flip at {i} not caught by verify");
             }
-            exercise(c);
+            exercise(c, mask == 0x80);
         }
     }
-    for _ in 0..2000 {
+    for k in 0..2000 {
         let mut c = b.clone();
         for _ in 0..4 {
             let i = r.below(c.len() as u64) as usize;
             c[i] = r.next() as u8;
         }
-        exercise(c);
+        exercise(c, k % 2 == 0);
     }
 }
 
