@@ -276,6 +276,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         // A name goes through the string table's filter first, which rules out nearly every
         // absent name with one read of a small, cached array; only the names it lets through
         // (hits, and about 1 % of the others) read the directory and their entries.
+        let names = m.index.domain_filter();
         if keys
             .iter()
             .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
@@ -287,7 +288,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                     _ => &[],
                 };
                 for &h in hashes {
-                    if let Some(b) = m.index.domain_filter_byte_hashed(h) {
+                    if let Some(b) = names.filter_byte(h) {
                         std::hint::black_box(*b);
                     }
                 }
@@ -296,14 +297,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 match *key {
                     // (In kql mode a raw `DomainName` string may still match: domain_absent
                     // decides, from the filter and the header flags alone.)
-                    Probe::Domain(h) if m.index.domain_absent_hashed(h, kql) => {
+                    Probe::Domain(h) if names.absent(h, kql) => {
                         *key = Probe::Absent;
                     }
                     Probe::Suffixes(h, n) => {
-                        *key = if h[..usize::from(n)]
-                            .iter()
-                            .any(|&h| m.index.domain_maybe_hashed(h))
-                        {
+                        *key = if h[..usize::from(n)].iter().any(|&h| names.maybe(h)) {
                             Probe::Unknown
                         } else {
                             Probe::Absent
@@ -321,7 +319,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         {
             for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
                 *byte = match key {
-                    Probe::Domain(h) => m.index.domain_dir_byte_hashed(*h),
+                    Probe::Domain(h) => names.dir_byte(*h),
                     Probe::V6(a) => m.index.ipv6_probe_bytes(*a, true),
                     _ => None,
                 };
@@ -347,7 +345,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
                 Probe::Domain(h) => {
                     // The entries the lookup will walk (most names here are hits).
-                    m.index.domain_entry_bytes_hashed(*h, |b| {
+                    names.entry_bytes(*h, |b| {
                         if let Some(b) = b {
                             std::hint::black_box(*b);
                         }

@@ -357,15 +357,18 @@ impl<S: AsRef<[u8]>> Index<S> {
 
     /// [`Index::domain_probe_byte`] of a name whose [`domain_hash`] is `h`.
     #[inline]
-    pub(crate) fn domain_filter_byte_hashed(&self, h: u64) -> Option<&u8> {
-        self.strtable().filter_probe_hashed(h)
+    fn domain_filter_byte_hashed(&self, h: u64) -> Option<&u8> {
+        self.domain_filter().filter_byte(h)
     }
 
-    /// Whether the string table's filter lets a name whose [`domain_hash`] is `h` through
-    /// (`false`: no domain indicator equals it). Reads one word.
+    /// The string table's filter, directory and entries, for a loop of domain probes that
+    /// should not find the sections anew for every name (see [`DomainFilter`]).
     #[inline]
-    pub(crate) fn domain_maybe_hashed(&self, h: u64) -> bool {
-        self.strtable().maybe(h)
+    pub(crate) fn domain_filter(&self) -> DomainFilter<'_> {
+        DomainFilter {
+            table: self.strtable(),
+            raw_normalizable: self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE != 0,
+        }
     }
 
     /// Whether the string table's filter proves that no domain indicator equals `normalized` (a
@@ -377,26 +380,10 @@ impl<S: AsRef<[u8]>> Index<S> {
         self.domain_absent_hashed(domain_hash(normalized), raw_too)
     }
 
-    /// The entry bytes a lookup of a name whose [`domain_hash`] is `h` reads when the filter
-    /// lets it through (finding them reads the bucket directory), passed to `f`.
-    #[inline]
-    pub(crate) fn domain_entry_bytes_hashed<'s>(&'s self, h: u64, f: impl FnMut(Option<&'s u8>)) {
-        self.strtable().entry_bytes_hashed(h, f)
-    }
-
-    /// The string table's directory byte a lookup of a name whose [`domain_hash`] is `h` reads
-    /// after the filter (before [`Index::domain_entry_bytes_hashed`], which depends on it): a
-    /// batch reads these back to back first, so that both rounds of misses overlap.
-    #[inline]
-    pub(crate) fn domain_dir_byte_hashed(&self, h: u64) -> Option<&u8> {
-        self.strtable().dir_probe_hashed(h)
-    }
-
     /// [`Index::domain_absent`] of a name whose [`domain_hash`] is `h`.
     #[inline]
-    pub(crate) fn domain_absent_hashed(&self, h: u64, raw_too: bool) -> bool {
-        !self.domain_maybe_hashed(h)
-            && (!raw_too || self.layout.flags & format::FLAG_RAW_DOMAIN_NORMALIZABLE == 0)
+    fn domain_absent_hashed(&self, h: u64, raw_too: bool) -> bool {
+        self.domain_filter().absent(h, raw_too)
     }
 
     /// Calls `f` with the id of every record whose address or CIDR contains `addr` (innermost
@@ -928,6 +915,50 @@ impl V4Filter<'_> {
         self.bits != 0
             && !iptrie::bitmap_has(self.intervals, self.bits, addr)
             && !iptrie::lone_filter_maybe(self.lone, addr)
+    }
+}
+
+/// The string table of an index as a domain lookup reads it, in the order of its reads: the
+/// filter word, then (for a name it lets through) the bucket directory, then the bucket's
+/// entries. Names are given by their [`domain_hash`].
+#[derive(Clone, Copy)]
+pub(crate) struct DomainFilter<'a> {
+    table: StrTable<'a>,
+    raw_normalizable: bool,
+}
+
+impl<'a> DomainFilter<'a> {
+    /// The filter byte a lookup reads first ([`Index::domain_probe_byte`]).
+    #[inline]
+    pub(crate) fn filter_byte(&self, h: u64) -> Option<&'a u8> {
+        self.table.filter_probe_hashed(h)
+    }
+
+    /// Whether the filter lets the name through (`false`: no domain indicator equals it).
+    #[inline]
+    pub(crate) fn maybe(&self, h: u64) -> bool {
+        self.table.maybe(h)
+    }
+
+    /// [`Index::domain_absent`].
+    #[inline]
+    pub(crate) fn absent(&self, h: u64, raw_too: bool) -> bool {
+        !self.maybe(h) && (!raw_too || !self.raw_normalizable)
+    }
+
+    /// The directory byte a lookup reads after the filter (before [`DomainFilter::entry_bytes`],
+    /// which depends on it): a batch reads these back to back first, so that both rounds of
+    /// misses overlap.
+    #[inline]
+    pub(crate) fn dir_byte(&self, h: u64) -> Option<&'a u8> {
+        self.table.dir_probe_hashed(h)
+    }
+
+    /// The entry bytes a lookup reads when the filter lets the name through (finding them
+    /// reads the directory), passed to `f`.
+    #[inline]
+    pub(crate) fn entry_bytes(&self, h: u64, f: impl FnMut(Option<&'a u8>)) {
+        self.table.entry_bytes_hashed(h, f)
     }
 }
 
