@@ -277,6 +277,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         // absent name with one read of a small, cached array; only the names it lets through
         // (hits, and about 1 % of the others) read the directory and their entries.
         let names = m.index.domain_filter();
+        let v6 = m.index.v6_filter();
         if keys
             .iter()
             .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
@@ -320,7 +321,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
                 *byte = match key {
                     Probe::Domain(h) => names.dir_byte(*h),
-                    Probe::V6(a) => m.index.ipv6_probe_bytes(*a, true),
+                    Probe::V6(a) => v6.probe_byte(*a, true),
                     _ => None,
                 };
             }
@@ -342,7 +343,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
             *byte = match key {
                 Probe::Unknown | Probe::Absent | Probe::Suffixes(..) | Probe::V4(_) => None,
-                Probe::V6(a) => m.index.ipv6_probe_bytes(*a, false),
+                Probe::V6(a) => v6.probe_byte(*a, false),
                 Probe::Domain(h) => {
                     // The entries the lookup will walk (most names here are hits).
                     names.entry_bytes(*h, |b| {
@@ -361,7 +362,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 // decided above (a domain or IPv4 key past its filter is looked up).
                 *no_match = match *key {
                     Probe::Absent => true,
-                    Probe::V6(a) => m.index.ipv6_absent(a, kql),
+                    Probe::V6(a) => v6.absent(a, kql),
                     _ => false,
                 };
             }

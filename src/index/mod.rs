@@ -296,14 +296,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Index::ipv6_probe_bytes`].
     #[inline]
     pub fn ipv6_absent(&self, a: std::net::Ipv6Addr, raw_too: bool) -> bool {
-        if a.to_ipv4_mapped().is_some() {
-            return false;
-        }
-        let key = u128::from(a);
-        let fam = self.v6();
-        fam.find_v6(key).is_ok_and(|v| v == iptrie::EMPTY)
-            && fam.find_lone(key, 16).is_ok_and(|r| r.is_empty())
-            && (!raw_too || self.layout.flags & format::FLAG_RAW_IP_PARSEABLE == 0)
+        self.v6_filter().absent(a, raw_too)
     }
 
     /// The bytes [`Index::ipv6_absent`] reads in turn for `a`'s lone bucket: with `first`, the
@@ -311,11 +304,16 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// entry, so a batch touches the first bytes of all its keys, then the second ones).
     #[inline]
     pub fn ipv6_probe_bytes(&self, a: std::net::Ipv6Addr, first: bool) -> Option<&u8> {
-        let fam = self.v6();
-        if first {
-            fam.lone_l1_byte(u128::from(a))
-        } else {
-            fam.lone_bucket_byte(u128::from(a), 16)
+        self.v6_filter().probe_byte(a, first)
+    }
+
+    /// The IPv6 tables as [`Index::ipv6_absent`] reads them, for a loop of probes that should
+    /// not find the sections anew for every address.
+    #[inline]
+    pub(crate) fn v6_filter(&self) -> V6Filter<'_> {
+        V6Filter {
+            fam: self.v6(),
+            raw_parseable: self.layout.flags & format::FLAG_RAW_IP_PARSEABLE != 0,
         }
     }
 
@@ -915,6 +913,37 @@ impl V4Filter<'_> {
         self.bits != 0
             && !iptrie::bitmap_has(self.intervals, self.bits, addr)
             && !iptrie::lone_filter_maybe(self.lone, addr)
+    }
+}
+
+/// The IPv6 interval table and lone addresses of an index (see [`Index::ipv6_absent`]).
+#[derive(Clone, Copy)]
+pub(crate) struct V6Filter<'a> {
+    fam: FamilyView<'a>,
+    raw_parseable: bool,
+}
+
+impl<'a> V6Filter<'a> {
+    /// [`Index::ipv6_absent`].
+    #[inline]
+    pub(crate) fn absent(&self, a: std::net::Ipv6Addr, raw_too: bool) -> bool {
+        if a.to_ipv4_mapped().is_some() {
+            return false;
+        }
+        let key = u128::from(a);
+        self.fam.find_v6(key).is_ok_and(|v| v == iptrie::EMPTY)
+            && self.fam.find_lone(key, 16).is_ok_and(|r| r.is_empty())
+            && (!raw_too || !self.raw_parseable)
+    }
+
+    /// [`Index::ipv6_probe_bytes`].
+    #[inline]
+    pub(crate) fn probe_byte(&self, a: std::net::Ipv6Addr, first: bool) -> Option<&'a u8> {
+        if first {
+            self.fam.lone_l1_byte(u128::from(a))
+        } else {
+            self.fam.lone_bucket_byte(u128::from(a), 16)
+        }
     }
 }
 
