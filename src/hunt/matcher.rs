@@ -263,21 +263,21 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
 ) -> u64 {
     let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
     let kql = m.opts.semantics == Semantics::Kql;
-    let flush = |batch: &mut Vec<Item<'a>>, f: &mut F| {
-        // Passes: keys; memory touches, back to back and unconditional so that their cache
-        // misses overlap; absence checks on what is now cached; the records.
-        let mut keys = [Probe::Unknown; BATCH];
-        for (key, item) in keys.iter_mut().zip(batch.iter()) {
-            if let Item::Record(_, _, fields, _) = item {
-                *key = m.probe_key(fields);
-            }
-        }
+    let v4 = m.index.v4_filter();
+    let names = m.index.domain_filter();
+    let v6 = m.index.v6_filter();
+    // `keys[i]` is the probe of `batch[i]`: made as the record arrives, when the first byte
+    // its lookup needs (the IPv4 occupancy bitmap, the string table's filter word, the IPv6
+    // lone bucket's first-level entry) is prefetched, so that the miss completes while the
+    // batch's other records are scanned (network 2M csv, 1 thread: 2-8 % less time in four
+    // sets of alternating runs; network 2M ndjson 5 %, dns 0-3 %).
+    let flush = |batch: &mut Vec<Item<'a>>, keys: &mut [Probe], f: &mut F| {
+        // Passes: memory touches, back to back and unconditional so that their cache misses
+        // overlap; absence checks on what is now cached; the records.
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
         // A name goes through the string table's filter first, which rules out nearly every
         // absent name with one read of a small, cached array; only the names it lets through
         // (hits, and about 1 % of the others) read the directory and their entries.
-        let names = m.index.domain_filter();
-        let v6 = m.index.v6_filter();
         if keys
             .iter()
             .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
@@ -331,7 +331,6 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         // for the previous key's (their cache misses overlap); the few in an occupied block
         // read an interval bit and a lone filter word too.
         if keys.iter().any(|k| matches!(k, Probe::V4(_))) {
-            let v4 = m.index.v4_filter();
             for key in keys.iter_mut() {
                 if let Probe::V4(a) = *key {
                     if v4.absent(a, kql) {
@@ -373,11 +372,30 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     };
     let batch = std::cell::RefCell::new(batch);
     let f = std::cell::RefCell::new(f);
+    let keys = std::cell::RefCell::new([Probe::Unknown; BATCH]);
     let push = |item: Item<'a>| {
         let mut b = batch.borrow_mut();
+        let mut k = keys.borrow_mut();
+        let key = match &item {
+            Item::Record(_, _, fields, _) => m.probe_key(fields),
+            Item::Bad(..) => Probe::Unknown,
+        };
+        let first = match key {
+            Probe::V4(a) => v4.occupancy_byte(a),
+            Probe::Domain(h) => names.filter_byte(h),
+            Probe::V6(a) => v6.probe_byte(a, true),
+            _ => None,
+        };
+        if let Some(byte) = first {
+            crate::index::prefetch(byte);
+        }
+        let n = b.len();
+        if let Some(slot) = k.get_mut(n) {
+            *slot = key;
+        }
         b.push(item);
         if b.len() == BATCH {
-            flush(&mut b, &mut f.borrow_mut());
+            flush(&mut b, &mut k[..], &mut f.borrow_mut());
         }
     };
     let lines = logs::scan(
@@ -387,6 +405,8 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         &mut |line, span, fields| push(Item::Record(line, span, fields, false)),
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
-    flush(&mut batch.borrow_mut(), &mut f.borrow_mut());
+    let mut b = batch.borrow_mut();
+    let n = b.len();
+    flush(&mut b, &mut keys.borrow_mut()[..n], &mut f.borrow_mut());
     lines
 }
