@@ -539,6 +539,15 @@ mod tests {
         }
     }
 
+    /// An index of `rows`, each expiring long after the tests' clock.
+    fn live_index(mut rows: Vec<crate::indicator::Indicator>) -> Index<Vec<u8>> {
+        let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
+        for r in &mut rows {
+            r.expiration = Some(future);
+        }
+        Index::from_bytes(crate::index::build(&rows, Timestamp::MIN).unwrap()).unwrap()
+    }
+
     /// KQL's DNS join compares raw strings, so a row reachable only through the raw
     /// `DomainName` table (a normalizable name, but not among the row's keys) must match even
     /// though the string table's filter has never seen its normalized form: the batched
@@ -546,10 +555,8 @@ mod tests {
     #[test]
     fn kql_dns_reaches_raw_only_domain_rows_through_the_batch() {
         use crate::indicator::{Indicator, Key, Kind, Origin};
-        let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
         let odd = Indicator {
             kql_domain_name: "Odd.Example".into(),
-            expiration: Some(future),
             ..Indicator::default()
         };
         let mut plain = Indicator::for_key(
@@ -558,9 +565,7 @@ mod tests {
             Origin::Plain,
         );
         plain.kql_domain_name = "evil.example".into();
-        plain.expiration = Some(future);
-        let mut index =
-            Index::from_bytes(crate::index::build(&[plain, odd], Timestamp::MIN).unwrap()).unwrap();
+        let mut index = live_index(vec![plain, odd]);
         assert_ne!(
             index.layout().flags & crate::index::format::FLAG_RAW_DOMAIN_NORMALIZABLE,
             0
@@ -580,18 +585,14 @@ mod tests {
     #[test]
     fn kql_network_reaches_raw_only_ip_rows_through_the_batch() {
         use crate::indicator::{Indicator, Key, Origin};
-        let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
         let odd = Indicator {
             kql_network_ip: "9.9.9.9".into(),
-            expiration: Some(future),
             ..Indicator::default()
         };
         let net = crate::indicator::parse_ip_net("10.1.2.3").unwrap();
         let mut plain = Indicator::for_key(Key::Ip(net), "10.1.2.3", Origin::Plain);
         plain.kql_network_ip = "10.1.2.3".into();
-        plain.expiration = Some(future);
-        let mut index =
-            Index::from_bytes(crate::index::build(&[plain, odd], Timestamp::MIN).unwrap()).unwrap();
+        let mut index = live_index(vec![plain, odd]);
         assert!(index.ipv4_absent("9.9.9.9".parse().unwrap(), false));
         kql_batch_reaches_raw_rows(
             &mut index,

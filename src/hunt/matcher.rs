@@ -261,17 +261,30 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
     first_line: u64,
     f: &mut F,
 ) -> u64 {
-    let batch: Vec<Item<'a>> = Vec::with_capacity(BATCH);
     let kql = m.opts.semantics == Semantics::Kql;
     let v4 = m.index.v4_filter();
     let names = m.index.domain_filter();
     let v6 = m.index.v6_filter();
-    // `keys[i]` is the probe of `batch[i]`: made as the record arrives, when the first byte
-    // its lookup needs (the IPv4 occupancy bitmap, the string table's filter word, the IPv6
-    // lone bucket's first-level entry) is prefetched, so that the miss completes while the
+    // The first byte each key's lookup needs (the IPv4 occupancy bitmap, the string table's
+    // filter word of the name and of each label suffix, the IPv6 lone bucket's first-level
+    // entry) is prefetched as its record arrives, so that the miss completes while the
     // batch's other records are scanned (network 2M csv, 1 thread: 2-8 % less time in four
-    // sets of alternating runs; network 2M ndjson 5 %, dns 0-3 %).
-    let flush = |batch: &mut Vec<Item<'a>>, keys: &mut [Probe], f: &mut F| {
+    // sets of alternating runs; network 2M ndjson 5 %, dns 0-3 %). The batch then reads
+    // what those bytes lead to.
+    let first_bytes = |key: &Probe| {
+        let hashes = match key {
+            Probe::V4(a) => return crate::index::prefetch_opt(v4.occupancy_byte(*a)),
+            Probe::V6(a) => return crate::index::prefetch_opt(v6.probe_byte(*a, true)),
+            Probe::Domain(h) => std::slice::from_ref(h),
+            Probe::Suffixes(h, n) => &h[..usize::from(*n)],
+            Probe::Unknown | Probe::Absent => &[],
+        };
+        for &h in hashes {
+            crate::index::prefetch_opt(names.filter_byte(h));
+        }
+    };
+    let flush = |p: &mut Pending<'a>, f: &mut F| {
+        let keys = p.keys.get_mut(..p.items.len()).unwrap_or_default();
         // Passes: memory touches, back to back and unconditional so that their cache misses
         // overlap; absence checks on what is now cached; the records.
         let mut bytes: [Option<&u8>; BATCH] = [None; BATCH];
@@ -282,18 +295,6 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             .iter()
             .any(|k| matches!(k, Probe::Domain(_) | Probe::Suffixes(..)))
         {
-            for key in keys.iter() {
-                let hashes = match key {
-                    Probe::Domain(h) => std::slice::from_ref(h),
-                    Probe::Suffixes(h, n) => &h[..usize::from(*n)],
-                    _ => &[],
-                };
-                for &h in hashes {
-                    if let Some(b) = names.filter_byte(h) {
-                        std::hint::black_box(*b);
-                    }
-                }
-            }
             for key in keys.iter_mut() {
                 match *key {
                     // (In kql mode a raw `DomainName` string may still match: domain_absent
@@ -312,16 +313,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 }
             }
         }
-        // A name's entries are found through the bucket directory, an IPv6 address's lone
-        // bucket through its first-level entry: read those first.
-        if keys
-            .iter()
-            .any(|k| matches!(k, Probe::Domain(_) | Probe::V6(_)))
-        {
+        // A name's entries are found through the bucket directory: read those first.
+        if keys.iter().any(|k| matches!(k, Probe::Domain(_))) {
             for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
                 *byte = match key {
                     Probe::Domain(h) => names.dir_byte(*h),
-                    Probe::V6(a) => v6.probe_byte(*a, true),
                     _ => None,
                 };
             }
@@ -355,7 +351,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
             };
         }
         crate::index::touch(&bytes);
-        for (item, key) in batch.iter_mut().zip(keys.iter()) {
+        for (item, key) in p.items.iter_mut().zip(keys.iter()) {
             if let Item::Record(_, _, _, no_match) = item {
                 // An IPv6 key is decided now that its lone bucket is cached; the others were
                 // decided above (a domain or IPv4 key past its filter is looked up).
@@ -366,36 +362,29 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 };
             }
         }
-        for item in batch.drain(..) {
+        for item in p.items.drain(..) {
             f(item);
         }
     };
-    let batch = std::cell::RefCell::new(batch);
+    let pending = std::cell::RefCell::new(Pending {
+        items: Vec::with_capacity(BATCH),
+        keys: [Probe::Unknown; BATCH],
+    });
     let f = std::cell::RefCell::new(f);
-    let keys = std::cell::RefCell::new([Probe::Unknown; BATCH]);
     let push = |item: Item<'a>| {
-        let mut b = batch.borrow_mut();
-        let mut k = keys.borrow_mut();
         let key = match &item {
             Item::Record(_, _, fields, _) => m.probe_key(fields),
             Item::Bad(..) => Probe::Unknown,
         };
-        let first = match key {
-            Probe::V4(a) => v4.occupancy_byte(a),
-            Probe::Domain(h) => names.filter_byte(h),
-            Probe::V6(a) => v6.probe_byte(a, true),
-            _ => None,
-        };
-        if let Some(byte) = first {
-            crate::index::prefetch(byte);
-        }
-        let n = b.len();
-        if let Some(slot) = k.get_mut(n) {
+        first_bytes(&key);
+        let mut p = pending.borrow_mut();
+        let n = p.items.len();
+        if let Some(slot) = p.keys.get_mut(n) {
             *slot = key;
         }
-        b.push(item);
-        if b.len() == BATCH {
-            flush(&mut b, &mut k[..], &mut f.borrow_mut());
+        p.items.push(item);
+        if n + 1 == BATCH {
+            flush(&mut p, &mut f.borrow_mut());
         }
     };
     let lines = logs::scan(
@@ -405,8 +394,12 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
         &mut |line, span, fields| push(Item::Record(line, span, fields, false)),
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
-    let mut b = batch.borrow_mut();
-    let n = b.len();
-    flush(&mut b, &mut keys.borrow_mut()[..n], &mut f.borrow_mut());
+    flush(&mut pending.borrow_mut(), &mut f.borrow_mut());
     lines
+}
+
+/// A batch being filled: its items, and `keys[i]`, the probe of `items[i]`.
+struct Pending<'a> {
+    items: Vec<Item<'a>>,
+    keys: [Probe; BATCH],
 }

@@ -350,13 +350,7 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// [`Index::ipv4_probe_byte`]).
     #[inline]
     pub fn domain_probe_byte(&self, normalized: &str) -> Option<&u8> {
-        self.domain_filter_byte_hashed(domain_hash(normalized))
-    }
-
-    /// [`Index::domain_probe_byte`] of a name whose [`domain_hash`] is `h`.
-    #[inline]
-    fn domain_filter_byte_hashed(&self, h: u64) -> Option<&u8> {
-        self.domain_filter().filter_byte(h)
+        self.domain_filter().filter_byte(domain_hash(normalized))
     }
 
     /// The string table's filter, directory and entries, for a loop of domain probes that
@@ -375,13 +369,8 @@ impl<S: AsRef<[u8]>> Index<S> {
     /// either. Exact names only: says nothing about label suffixes.
     #[inline]
     pub fn domain_absent(&self, normalized: &str, raw_too: bool) -> bool {
-        self.domain_absent_hashed(domain_hash(normalized), raw_too)
-    }
-
-    /// [`Index::domain_absent`] of a name whose [`domain_hash`] is `h`.
-    #[inline]
-    fn domain_absent_hashed(&self, h: u64, raw_too: bool) -> bool {
-        self.domain_filter().absent(h, raw_too)
+        self.domain_filter()
+            .absent(domain_hash(normalized), raw_too)
     }
 
     /// Calls `f` with the id of every record whose address or CIDR contains `addr` (innermost
@@ -900,7 +889,7 @@ impl<'a> V4Filter<'a> {
     /// [`Index::ipv4_absent`].
     #[inline]
     pub fn absent(&self, a: std::net::Ipv4Addr, raw_too: bool) -> bool {
-        self.absent_addr(u32::from(a)) && !(raw_too && self.raw_parseable)
+        self.absent_addr(u32::from(a)) && (!raw_too || !self.raw_parseable)
     }
 
     /// Whether the bitmaps rule `addr` out: its block is empty, or holds only lone addresses
@@ -1017,6 +1006,14 @@ pub fn prefetch(b: &u8) {
     safe_arch::prefetch_t0(b);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = b;
+}
+
+/// [`prefetch`] of a byte a probe may not have (a section empty in this index).
+#[inline(always)]
+pub(crate) fn prefetch_opt(b: Option<&u8>) {
+    if let Some(b) = b {
+        prefetch(b);
+    }
 }
 
 /// The two raw columns the KQL joins compare.

@@ -367,10 +367,13 @@ pub(crate) const KIND_KQL_IP_IS_KEY: u8 = 0x80;
 /// Kind byte bit: the record has one key, a domain, and its raw KQL `DomainName` is that key.
 pub(crate) const KIND_KQL_DOMAIN_IS_KEY: u8 = 0x40;
 
+/// Offset of the kind byte in a record.
+pub(crate) const KIND_AT: usize = 22;
+
 /// The kind byte of record `i` (the kind tag and the `KIND_*` bits).
 #[inline]
 pub(crate) fn kind_byte(records: &[u8], i: u32) -> Option<u8> {
-    records.get(i as usize * RECORD_SIZE + 22).copied()
+    records.get(i as usize * RECORD_SIZE + KIND_AT).copied()
 }
 
 /// The `KIND_*` bits of an indicator's record.

@@ -46,15 +46,20 @@ fn brute(inds: &[Indicator], a: IpAddr) -> Vec<u32> {
     v
 }
 
-fn got(idx: &Index<Vec<u8>>, a: IpAddr) -> Vec<u32> {
+/// The ids a `visit_*` call passes to its callback, sorted.
+fn sorted_ids(visit: impl FnOnce(&mut dyn FnMut(u32) -> Result<()>) -> Result<()>) -> Vec<u32> {
     let mut v = Vec::new();
-    idx.visit_ip(a, |id| {
+    visit(&mut |id| {
         v.push(id);
         Ok(())
     })
     .unwrap();
     v.sort_unstable();
     v
+}
+
+fn got(idx: &Index<Vec<u8>>, a: IpAddr) -> Vec<u32> {
+    sorted_ids(|f| idx.visit_ip(a, f))
 }
 
 #[test]
@@ -278,21 +283,9 @@ fn kql_records_marked_as_their_own_key_join_like_strings() {
                 .filter(|&i| raw(&inds[i as usize]) == s)
                 .collect()
         };
-        let mut net = Vec::new();
-        idx.visit_kql_network_ip(s, |id| {
-            net.push(id);
-            Ok(())
-        })
-        .unwrap();
-        net.sort_unstable();
+        let net = sorted_ids(|f| idx.visit_kql_network_ip(s, f));
         assert_eq!(net, brute(|i| &i.kql_network_ip), "NetworkIP {s:?}");
-        let mut dom = Vec::new();
-        idx.visit_kql_domain_name(s, |id| {
-            dom.push(id);
-            Ok(())
-        })
-        .unwrap();
-        dom.sort_unstable();
+        let dom = sorted_ids(|f| idx.visit_kql_domain_name(s, f));
         assert_eq!(dom, brute(|i| &i.kql_domain_name), "DomainName {s:?}");
     }
 }
@@ -581,26 +574,8 @@ fn kql_raw_keys() {
     let cidr = ip_ind("10.0.0.0/8");
     let inds = vec![a, b, c, empty, cidr];
     let idx = build_index(&inds);
-    let net = |s: &str| -> Vec<u32> {
-        let mut v = Vec::new();
-        idx.visit_kql_network_ip(s, |id| {
-            v.push(id);
-            Ok(())
-        })
-        .unwrap();
-        v.sort_unstable();
-        v
-    };
-    let dom = |s: &str| -> Vec<u32> {
-        let mut v = Vec::new();
-        idx.visit_kql_domain_name(s, |id| {
-            v.push(id);
-            Ok(())
-        })
-        .unwrap();
-        v.sort_unstable();
-        v
-    };
+    let net = |s: &str| sorted_ids(|f| idx.visit_kql_network_ip(s, f));
+    let dom = |s: &str| sorted_ids(|f| idx.visit_kql_domain_name(s, f));
     assert_eq!(net("2001:DB8::1"), vec![0]);
     assert_eq!(net("2001:db8::1"), vec![1]);
     assert_eq!(net("2001:0db8::1"), Vec::<u32>::new());

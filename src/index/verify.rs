@@ -35,7 +35,9 @@ impl<S: AsRef<[u8]>> Index<S> {
                 || (r.kind() == Kind::Domain && r.field(Field::KqlDomainName) == r.value());
             if !ip_ok || !domain_ok {
                 return Err(Error::corrupt(
-                    self.at(Section::Records) + r.id as usize * format::RECORD_SIZE + 22,
+                    self.at(Section::Records)
+                        + r.id as usize * format::RECORD_SIZE
+                        + records::KIND_AT,
                     "record marked as its own KQL key, but its raw column differs",
                 ));
             }
