@@ -13,7 +13,8 @@ How it works:
 * Each NDJSON log is read as lines (`textFile`, raw bytes) and numbered (`zipWithIndex`), so
   every record keeps its (file index, line) position.
 * Each partition is piped through one `iocmatch filter QUERY --index IDX --input-format ndjson
-  --now T --annotate-all --on-error pass -q` process. `--annotate-all --on-error pass` makes
+  --now T --annotate-all --on-error pass --threads C -q` process (C: the task's
+  `spark.task.cpus`, since Spark already runs a task per core). `--annotate-all --on-error pass` makes
   the filter write exactly one line per input record (matching ones carry a non-empty `ti`
   array), so output line *k* belongs to input line *k*: no guessing which record matched. The
   filter's exit status must be 0 and the line counts must agree, otherwise the task fails.
@@ -360,7 +361,12 @@ def make_partition_fn(conf: dict):
     """Returns the mapPartitions function; `conf` holds only plain, picklable values."""
 
     def run_partition(records):
-        from pyspark import SparkFiles  # resolved on the executor, where the files were fetched
+        from pyspark import SparkFiles, TaskContext  # resolved on the executor
+
+        # Spark already runs one task per core: the filter matches on as many worker threads
+        # as the task was given (spark.task.cpus, default 1), not on every core of the host.
+        ctx = TaskContext.get()
+        threads = max(1, ctx.cpus()) if ctx is not None else 1
 
         binary = _executable(SparkFiles.get(conf["binary_name"]))
         index = SparkFiles.get(conf["index_name"])
@@ -368,7 +374,7 @@ def make_partition_fn(conf: dict):
             binary, "filter", conf["query"], "--index", index,
             "--input-format", "ndjson", "--now", conf["now"],
             "--semantics", conf["semantics"],
-            "--annotate-all", "--on-error", "pass", "-q",
+            "--annotate-all", "--on-error", "pass", "--threads", str(threads), "-q",
         ]  # fmt: skip
         for c in conf["columns"]:
             cmd += ["--column", c]

@@ -63,6 +63,9 @@ pub struct Args {
     /// Read a field from another column or key: `DestinationIP=dst_ip`. Repeatable.
     #[arg(long, value_name = "FIELD=NAME")]
     column: Vec<String>,
+    /// Worker threads for matching (default: all cores). One more thread reads stdin.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
     /// No summary on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -106,6 +109,10 @@ pub fn run(a: Args) -> Result<Outcome> {
     };
     let fixed_now = a.now.is_some();
 
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .context("cannot start worker threads")?;
     let mut index = load(&a.index)?;
     let watch = (a.index.len() == 1).then(|| a.index[0].clone());
     let mut seen = watch.as_deref().and_then(file_id);
@@ -194,7 +201,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             if !fixed_now {
                 filter.set_now(iocmatch::time::Timestamp::now());
             }
-            let pushed = filter.push(&index, data, eof, &mut obuf);
+            let pushed = pool.install(|| filter.push(&index, data, eof, &mut obuf));
             // Whatever was produced goes out, also before an --on-error fail stop.
             out.write_all(&obuf)?;
             obuf.clear();
