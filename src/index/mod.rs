@@ -473,10 +473,7 @@ impl<S: AsRef<[u8]>> Index<S> {
             return Ok(());
         }
         let owned;
-        let key: &[u8] = if !name
-            .bytes()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
+        let key: &[u8] = if lower_ascii(name.as_bytes()) {
             // Already lowercase ASCII, as names in logs nearly always are: no copy.
             name.as_bytes()
         } else {
@@ -823,6 +820,20 @@ impl<S: AsRef<[u8]>> Index<S> {
         }
         Ok(())
     }
+}
+
+/// Whether `b` holds no uppercase letter and no byte outside ASCII (eight bytes at a time).
+#[inline]
+fn lower_ascii(b: &[u8]) -> bool {
+    let mut at = 0;
+    while at < b.len() {
+        let w = crate::swar::word(b, at, 0);
+        if (crate::swar::in_range(w, b'A', b'Z') | w & crate::swar::HIGH) != 0 {
+            return false;
+        }
+        at += 8;
+    }
+    true
 }
 
 /// Keys per group of the batch lookups: enough independent memory reads to keep the memory

@@ -916,3 +916,19 @@ fn suffix_hashes_are_the_hashes_of_every_label_suffix() {
     assert_eq!(domain_suffix_hashes("a.b.c.d.e.f.g.h", &mut h), Some(8));
     assert_eq!(domain_suffix_hashes("a.b.c.d.e.f.g.h.i", &mut h), None);
 }
+
+#[test]
+fn lower_ascii_flags_uppercase_and_non_ascii_anywhere() {
+    let reference = |b: &[u8]| !b.iter().any(|c| c.is_ascii_uppercase() || !c.is_ascii());
+    let mut rng = Rng(11);
+    // Every byte value at every position of names of 0 to 20 bytes.
+    for len in 0..=20usize {
+        for pos in 0..len {
+            for c in 0..=255u8 {
+                let mut b: Vec<u8> = (0..len).map(|_| b"ab-.9_z"[rng.below(7) as usize]).collect();
+                b[pos] = c;
+                assert_eq!(lower_ascii(&b), reference(&b), "{b:?}");
+            }
+        }
+    }
+}
