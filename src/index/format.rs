@@ -161,8 +161,18 @@ pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 
 /// Reads a LEB128 varint (at most 10 bytes, fitting in u64); returns the value and the offset
 /// after it.
-#[inline]
-pub(crate) fn varint_at(b: &[u8], mut off: usize) -> Option<(u64, usize)> {
+#[inline(always)]
+pub(crate) fn varint_at(b: &[u8], off: usize) -> Option<(u64, usize)> {
+    // One byte (a value below 128) is the common case: key lengths, id counts, string lengths.
+    match b.get(off) {
+        Some(&byte) if byte < 0x80 => Some((u64::from(byte), off + 1)),
+        _ => varint_at_long(b, off),
+    }
+}
+
+/// [`varint_at`] of two bytes or more (or none).
+#[inline(never)]
+fn varint_at_long(b: &[u8], mut off: usize) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *b.get(off)?;
