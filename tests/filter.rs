@@ -550,8 +550,16 @@ fn order_preserved_on_a_large_stream() {
     );
     // One worker thread, and more workers than cores: the same bytes.
     for n in ["1", "3"] {
-        let o3 = filter(&[&args[..], &["--threads", n]].concat(), src.join("\n").as_bytes());
-        assert_eq!(o3.status.code(), Some(0), "--threads {n}: {:?}", text(&o3).1);
+        let o3 = filter(
+            &[&args[..], &["--threads", n]].concat(),
+            src.join("\n").as_bytes(),
+        );
+        assert_eq!(
+            o3.status.code(),
+            Some(0),
+            "--threads {n}: {:?}",
+            text(&o3).1
+        );
         assert!(o3.stdout == o.stdout, "--threads {n}: output differs");
     }
 

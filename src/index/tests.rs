@@ -925,7 +925,9 @@ fn lower_ascii_flags_uppercase_and_non_ascii_anywhere() {
     for len in 0..=20usize {
         for pos in 0..len {
             for c in 0..=255u8 {
-                let mut b: Vec<u8> = (0..len).map(|_| b"ab-.9_z"[rng.below(7) as usize]).collect();
+                let mut b: Vec<u8> = (0..len)
+                    .map(|_| b"ab-.9_z"[rng.below(7) as usize])
+                    .collect();
                 b[pos] = c;
                 assert_eq!(lower_ascii(&b), reference(&b), "{b:?}");
             }
