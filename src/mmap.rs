@@ -40,10 +40,11 @@ pub(crate) fn map_range(
     // bounds-checked against the length taken here, so no access leaves the mapping. The hazard
     // of a mapped file is another process changing it while mapped. iocmatch never modifies a
     // file in place: indexes are replaced by writing a new file and renaming it, which leaves
-    // existing maps of the old inode intact, and log files are only read. A foreign in-place
-    // rewrite yields wrong bytes (an index reports them as corruption; a log reports malformed
-    // records), never undefined reads. A foreign truncation while mapped can raise SIGBUS, as
-    // with every mmap-based reader; the README says not to truncate files being hunted. A
+    // existing maps of the old inode intact, and log and feed files are only read. A foreign
+    // in-place rewrite yields wrong bytes (an index reports them as corruption; a log or feed
+    // reports malformed records or other values), never undefined reads. A foreign truncation
+    // while mapped can raise SIGBUS, as with every mmap-based reader; the README says not to
+    // truncate files being hunted or compiled. A
     // window (`range`) lies within the length the caller read from the open file (memmap2
     // aligns its offset to a page and exposes exactly the requested bytes).
     #[allow(unsafe_code)]

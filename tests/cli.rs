@@ -133,6 +133,36 @@ fn builds_are_byte_identical_with_a_fixed_build_time() {
     let (idx, o) = compile(dir.path(), &files, &["--build-time", "2026-01-01", "-q"]);
     assert!(o.status.success());
     assert_eq!(first, std::fs::read(idx).unwrap());
+
+    // A feed that is not a regular file (a pipe, as `<(curl ...)` gives) is read instead of
+    // mapped: the same index from the same bytes (a named pipe of the same file name, which
+    // becomes the records' source).
+    let single = |o: &Path, feed: &Path| {
+        let out = bin()
+            .arg("compile")
+            .arg(feed)
+            .arg("-o")
+            .arg(o)
+            .args(["--build-time", "2026-01-01", "-q"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+        std::fs::read(o).unwrap()
+    };
+    let feed = data("generic-feed.csv");
+    let mapped = single(&dir.path().join("a.iocx"), &feed);
+    let fifo = dir.path().join("pipe").join("generic-feed.csv");
+    std::fs::create_dir(fifo.parent().unwrap()).unwrap();
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&feed).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes))
+    };
+    let piped = single(&dir.path().join("b.iocx"), &fifo);
+    writer.join().unwrap().unwrap();
+    assert_eq!(mapped, piped);
 }
 
 #[test]
