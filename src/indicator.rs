@@ -268,6 +268,20 @@ impl Key {
             Key::Str(_, s) => s.clone(),
         }
     }
+
+    /// Whether `text` equals [`Key::value_string`], decided without formatting the value for
+    /// the common cases: an IPv4 host address and `text` in the dotted-quad grammar (no
+    /// leading zeros, so each address has exactly one text, the one `Display` writes), and
+    /// string keys.
+    pub fn is_value_text(&self, text: &str) -> bool {
+        match self {
+            Key::Ip(IpNet::V4(n)) if n.prefix_len() == 32 => {
+                parse_ipv4(text.as_bytes()) == Some(n.addr())
+            }
+            Key::Str(_, s) => s == text,
+            Key::Ip(_) => self.value_string() == text,
+        }
+    }
 }
 
 /// Parses an address or CIDR the way the log readers will parse event addresses: surrounding
@@ -763,6 +777,49 @@ impl Indicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_value_text` answers exactly "`value_string() == text`", for texts built from
+    /// address-like pieces (leading zeros, too many digits, spaces, IPv6, CIDR suffixes)
+    /// against keys near them.
+    #[test]
+    fn is_value_text_equals_comparing_the_formatted_value() {
+        let mut rng = crate::gen::Rng::new(0x1f0e_77a2);
+        let pieces = [
+            "0", "1", "25", "255", "256", "007", "10", ".", ".", ".", "/24", " ", "::", "a",
+        ];
+        let keys: Vec<Key> = [
+            "1.2.3.4",
+            "10.0.0.0/8",
+            "255.255.255.255",
+            "0.0.0.0",
+            "::1",
+            "2001:db8::/32",
+        ]
+        .iter()
+        .map(|s| Key::Ip(parse_ip_net(s).unwrap()))
+        .chain([Key::Str(Kind::Domain, "evil.example".into())])
+        .collect();
+        let mut equal = 0;
+        for i in 0..20_000 {
+            let key = &keys[i % keys.len()];
+            let text = if i % 5 == 0 {
+                // The value itself, or a near miss of it.
+                let mut v = key.value_string();
+                if i % 10 == 0 {
+                    v.insert(rng.below(v.len() as u64 + 1) as usize, '0');
+                }
+                v
+            } else {
+                (0..rng.range(1, 9))
+                    .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+                    .collect()
+            };
+            let want = key.value_string() == text;
+            equal += usize::from(want);
+            assert_eq!(key.is_value_text(&text), want, "{key:?} {text:?}");
+        }
+        assert!(equal > 1000, "{equal} equal cases");
+    }
 
     /// The one-pass domain check agrees with the general rules wherever it answers.
     #[test]

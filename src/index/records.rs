@@ -183,6 +183,9 @@ impl<'a> RecordsBuilder<'a> {
         // The two computed fields; a string key's value is borrowed as is.
         let value: Cow<'a, str> = match ind.keys.first() {
             Some(crate::indicator::Key::Str(_, s)) => s.as_str().into(),
+            // An address given in its normal text, as feeds nearly always give it: the raw
+            // value is the value (formatting it took a twentieth of a compile).
+            Some(k) if k.is_value_text(&ind.raw_value) => ind.raw_value.as_str().into(),
             Some(k) => k.value_string().into(),
             None => "".into(),
         };
