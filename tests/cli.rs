@@ -279,6 +279,32 @@ fn output_is_written_atomically_and_errors_name_the_path() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["test.iocx".to_string()]);
+
+    // A missing file is named once, with the system's reason once (not once per cause).
+    let missing = dir.path().join("missing.csv");
+    let idx = dir.path().join("test.iocx");
+    for args in [
+        vec![
+            "hunt",
+            "network",
+            missing.to_str().unwrap(),
+            "--index",
+            idx.to_str().unwrap(),
+        ],
+        vec!["hunt", "network", "--index", missing.to_str().unwrap(), "-"],
+        vec![
+            "compile",
+            missing.to_str().unwrap(),
+            "-o",
+            idx.to_str().unwrap(),
+        ],
+    ] {
+        let o = run(&args);
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(err.matches("missing.csv").count(), 1, "{args:?}: {err}");
+        assert_eq!(err.matches("No such file").count(), 1, "{args:?}: {err}");
+    }
 }
 
 #[test]

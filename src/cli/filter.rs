@@ -166,7 +166,8 @@ pub fn run(a: Args) -> Result<Outcome> {
                         Err(e) => {
                             // Keep serving with the old index; say why.
                             eprintln!(
-                                "iocmatch: index reload failed, keeping the previous one: {e:#}"
+                                "iocmatch: index reload failed, keeping the previous one: {}",
+                                super::message(&e)
                             );
                             seen = file_id(w);
                         }

@@ -41,9 +41,16 @@ pub fn load_index(
     iocmatch::Index<iocmatch::index::IndexBytes>,
     Option<iocmatch::ingest::Report>,
 )> {
-    iocmatch::index::load(paths, opts).with_context(|| {
+    iocmatch::index::load(paths, opts).map_err(|e| {
+        // Name the files unless the error already does (I/O and feed errors name theirs).
+        let text = e.to_string();
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        format!("cannot load the index from {}", names.join(", "))
+        let context = if names.iter().any(|n| text.contains(n.as_str())) {
+            "cannot load the index".to_string()
+        } else {
+            format!("cannot load the index from {}", names.join(", "))
+        };
+        anyhow::Error::new(e).context(context)
     })
 }
 

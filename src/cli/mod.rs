@@ -86,8 +86,52 @@ pub fn run() -> ExitCode {
         Ok(Outcome::NoMatch) => ExitCode::from(1),
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("iocmatch: error: {e:#}");
+            eprintln!("iocmatch: error: {}", message(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes, `: `-separated, without repeating a cause that the message before
+/// it already ends with (the library's errors name their file and quote the underlying I/O
+/// error, which is also their `source`).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+    use anyhow::Context;
+
+    #[test]
+    fn message_skips_a_cause_the_message_already_quotes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let lib = iocmatch::Error::Io {
+            path: "/x/log.csv".into(),
+            source: io,
+        };
+        // The library error quotes its source; the context line does not.
+        let e = anyhow::Error::new(lib).context("cannot load the index");
+        assert_eq!(
+            message(&e),
+            "cannot load the index: /x/log.csv: no such file"
+        );
+        // A cause the message does not end with is kept.
+        let e = Err::<(), _>(std::io::Error::other("disk on fire"))
+            .context("writing out.iocx")
+            .unwrap_err();
+        assert_eq!(message(&e), "writing out.iocx: disk on fire");
     }
 }
