@@ -231,7 +231,9 @@ impl Key {
     }
 
     /// Infers the kind of a bare value (a line of a plain list): IP or CIDR, CVE id, hex digest,
-    /// URL (has `://`), e-mail (has `@`), else domain name.
+    /// URL (has `://`), e-mail (has `@`), else domain name, which needs two labels at least: a
+    /// bare word (`localhost`, a stray header such as `indicator`) is no inferred domain. A
+    /// value whose kind is given (a STIX `domain-name`, a `DomainName` column) may be one label.
     ///
     /// # Errors
     /// [`KeyError::Unrecognized`] when the value is none of these.
@@ -254,6 +256,9 @@ impl Key {
         }
         if v.contains('@') {
             return Key::parse_as(Kind::Email, v);
+        }
+        if !v.trim_end_matches('.').contains('.') {
+            return Err(KeyError::Unrecognized);
         }
         normalize_domain(v)
             .map(|d| Key::Str(Kind::Domain, d))
@@ -1077,6 +1082,10 @@ mod tests {
         assert_eq!(k("10.0.0.0/8"), Ok(Kind::Cidr4));
         assert_eq!(k("2001:db8::/32"), Ok(Kind::Cidr6));
         assert_eq!(k("evil.com"), Ok(Kind::Domain));
+        assert_eq!(k("Evil.COM."), Ok(Kind::Domain));
+        assert_eq!(k("localhost"), Err(KeyError::Unrecognized));
+        assert_eq!(k("indicator"), Err(KeyError::Unrecognized));
+        assert_eq!(k("wpad."), Err(KeyError::Unrecognized));
         assert_eq!(k("https://evil.com/x"), Ok(Kind::Url));
         assert_eq!(k("a@evil.com"), Ok(Kind::Email));
         assert_eq!(k(&"a".repeat(40)), Ok(Kind::Sha1));
