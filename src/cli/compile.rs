@@ -124,7 +124,9 @@ pub fn summary(report: &Report, records: &[iocmatch::indicator::Indicator], show
         .iter()
         .filter_map(|k| by_kind.get(k).map(|n| format!("{k} {n}")))
         .collect();
-    let _ = writeln!(s, "by kind: {}", kinds.join(", "));
+    if !kinds.is_empty() {
+        let _ = writeln!(s, "by kind: {}", kinds.join(", "));
+    }
     for p in report.problems.iter().take(show) {
         let _ = writeln!(s, "  {p}");
     }
