@@ -50,6 +50,29 @@ pub(crate) fn word(b: &[u8], at: usize, fill: u8) -> u64 {
     }
 }
 
+/// `a == b`, inline, eight bytes at a time: for short keys (JSON keys, index string keys) a
+/// `memcmp` call costs more than the comparison.
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        // Byte by byte: a short tail loaded as a word would wait on the stores padding it.
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    // Whole words, then the last eight bytes (overlapping the previous word).
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at, 0) != word(b, at, 0) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8, 0) == word(b, n - 8, 0)
+}
+
 /// The first byte at or after `from` that is one of `set` (which must not hold 0).
 #[inline(always)]
 pub(crate) fn find_any<const N: usize>(b: &[u8], from: usize, set: [u8; N]) -> Option<usize> {
@@ -94,6 +117,28 @@ mod tests {
                 .position(|c| set.contains(c))
                 .map(|p| at + p);
             assert_eq!(find_any(&b, at, set), naive, "{b:?} {at}");
+        }
+    }
+
+    /// `same` is `==`: equal slices, one differing byte at every position, other lengths.
+    #[test]
+    fn same_is_slice_equality() {
+        let a: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(29).wrapping_add(3)).collect();
+        for len in 0..=40 {
+            let x = &a[..len];
+            assert!(same(x, x.to_vec().as_slice()), "{len}");
+            for pos in 0..len {
+                let mut y = x.to_vec();
+                y[pos] ^= 0x20;
+                assert!(!same(x, &y), "{len} {pos}");
+            }
+            if len > 0 {
+                assert!(!same(x, &a[..len - 1]));
+            }
+            if len < a.len() {
+                // The same length, other bytes (a shifted window).
+                assert_eq!(same(&a[1..=len], x), a[1..=len] == *x, "{len}");
+            }
         }
     }
 }

@@ -298,7 +298,7 @@ impl<'a> StrTable<'a> {
         let mut off = b.e0;
         while off < b.e1 {
             let e = self.entry(off)?;
-            if e.tag == tag && e.key == key {
+            if e.tag == tag && crate::swar::same(e.key, key) {
                 return Ok(e.ids);
             }
             off = e.end;

@@ -344,26 +344,6 @@ fn scalar_end(b: &[u8], mut p: usize) -> usize {
     b.len()
 }
 
-/// `a == b` for short keys, inline: a `memcmp` call per candidate key costs more than the
-/// comparison.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u64;
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or_default());
-        diff |= word(x) ^ word(y);
-    }
-    // The tail byte by byte: a slice comparison here is a `memcmp` call.
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        diff |= u64::from(x ^ y);
-    }
-    diff == 0
-}
-
 /// The first `"` or `\\` at or after `from`, sixteen bytes at a time: JSON strings in logs are
 /// short (an address or a timestamp is one or two steps), and a `memchr2` call costs more
 /// than it saves on a few bytes.
@@ -441,7 +421,7 @@ fn action(paths: &Paths, level: usize, want: u8, k: &[u8]) -> Action {
             continue;
         }
         if let Some(path) = path {
-            if path.get(level).is_some_and(|s| same(s.as_bytes(), k)) {
+            if path.get(level).is_some_and(|s| crate::swar::same(s.as_bytes(), k)) {
                 if path.len() == level + 1 {
                     a.leaf |= 1 << i;
                 } else {
@@ -533,7 +513,7 @@ impl Shape {
         let (lead, a) = self.keys.get(j)?;
         let end = p + lead.len();
         b.get(p..end)
-            .is_some_and(|s| same(s, lead))
+            .is_some_and(|s| crate::swar::same(s, lead))
             .then_some((*a, end))
     }
 
