@@ -123,7 +123,9 @@ mod tests {
     /// `same` is `==`: equal slices, one differing byte at every position, other lengths.
     #[test]
     fn same_is_slice_equality() {
-        let a: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(29).wrapping_add(3)).collect();
+        let a: Vec<u8> = (0..40u8)
+            .map(|i| i.wrapping_mul(29).wrapping_add(3))
+            .collect();
         for len in 0..=40 {
             let x = &a[..len];
             assert!(same(x, x.to_vec().as_slice()), "{len}");

@@ -421,7 +421,10 @@ fn action(paths: &Paths, level: usize, want: u8, k: &[u8]) -> Action {
             continue;
         }
         if let Some(path) = path {
-            if path.get(level).is_some_and(|s| crate::swar::same(s.as_bytes(), k)) {
+            if path
+                .get(level)
+                .is_some_and(|s| crate::swar::same(s.as_bytes(), k))
+            {
                 if path.len() == level + 1 {
                     a.leaf |= 1 << i;
                 } else {
