@@ -74,9 +74,11 @@ pub fn run(a: Args) -> Result<Outcome> {
             report.skipped_total()
         );
     }
-    let bytes = iocmatch::index::build(&records, a.build_time.unwrap_or_else(Timestamp::now))?;
+    let image =
+        iocmatch::index::build_image(&records, a.build_time.unwrap_or_else(Timestamp::now))?;
     let built = start.elapsed();
-    iocmatch::index::write_atomic(&a.output, &bytes)
+    image
+        .write_atomic(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
     if !a.quiet {
         let total = start.elapsed();
@@ -84,7 +86,7 @@ pub fn run(a: Args) -> Result<Outcome> {
             "wrote {}: {} records, {} bytes, in {:.2} s (parse {:.2} s, build {:.2} s, write {:.2} s)",
             a.output.display(),
             records.len(),
-            bytes.len(),
+            image.len(),
             total.as_secs_f64(),
             parsed.as_secs_f64(),
             (built - parsed).as_secs_f64(),

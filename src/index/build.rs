@@ -18,6 +18,72 @@ use std::path::Path;
 /// # Errors
 /// [`Error::TooLarge`] beyond the format's limits (2^31 records, 4 GiB per string section).
 pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>> {
+    Ok(build_image(indicators, build_time)?.into_bytes())
+}
+
+/// A compiled index image as its parts: the header (checksum included) and the section
+/// bodies, which [`Image::write_atomic`] writes to a file without first joining them in memory
+/// (for 1M indicators, 149 MB less to allocate, zero and copy).
+pub struct Image {
+    header: Vec<u8>,
+    bodies: [Vec<u8>; SECTIONS],
+}
+
+/// Zero bytes for the padding that puts each section on an 8-byte boundary.
+const PAD: [u8; 8] = [0; 8];
+
+/// The padding before a section that would start at `at`.
+fn pad(at: usize) -> usize {
+    at.next_multiple_of(8) - at
+}
+
+impl Image {
+    /// The image's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bodies
+            .iter()
+            .fold(self.header.len(), |at, b| at + pad(at) + b.len())
+    }
+
+    /// Whether the image is empty (never: the header alone has [`HEADER_LEN`] bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The image as one buffer, as [`build`] returns it.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend_from_slice(&self.header);
+        for body in &self.bodies {
+            out.extend_from_slice(&PAD[..pad(out.len())]);
+            out.extend_from_slice(body);
+        }
+        out
+    }
+
+    /// Writes the image to `path` atomically (see [`write_atomic`]), part by part.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        write_atomic_with(path, |f| {
+            let mut at = self.header.len();
+            f.write_all(&self.header)?;
+            for body in &self.bodies {
+                f.write_all(&PAD[..pad(at)])?;
+                f.write_all(body)?;
+                at += pad(at) + body.len();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// [`build`] without joining the parts: see [`Image`].
+///
+/// # Errors
+/// As [`build`].
+pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Image> {
     let count = u32::try_from(indicators.len())
         .ok()
         .filter(|&n| n < 0x8000_0000)
@@ -56,34 +122,36 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     let (records, blocks, strings) = recs?;
     let ip = ip?;
     let (strs, flags) = strs?;
-    let bodies: [&[u8]; SECTIONS] = [
-        &records,
-        &blocks,
-        &strings,
-        &ip.v4.starts,
-        &ip.v4.values,
-        &ip.v4.l1,
-        &ip.v4.bitmap,
-        &ip.v6.starts,
-        &ip.v6.values,
-        &ip.v6.l1,
-        &ip.nodes,
-        &ip.postings,
-        &strs.slots,
-        &strs.entries,
-        &ip.v4.lone_addrs,
-        &ip.v4.lone_ids,
-        &ip.v4.lone_l1,
-        &ip.v6.lone_addrs,
-        &ip.v6.lone_ids,
-        &ip.v6.lone_l1,
-        &strs.filter,
-        &ip.v4.interval_bitmap,
-        &ip.v4.lone_filter,
+    let (v4, v6) = (ip.v4, ip.v6);
+    let (buckets, keys) = (strs.buckets, strs.keys);
+    let (bitmap_bits, v4_l1_bits, v6_l1_bits) = (v4.bitmap_bits, v4.l1_bits, v6.l1_bits);
+    let (v4_lone_l1_bits, v6_lone_l1_bits) = (v4.lone_l1_bits, v6.lone_l1_bits);
+    let bodies: [Vec<u8>; SECTIONS] = [
+        records,
+        blocks,
+        strings,
+        v4.starts,
+        v4.values,
+        v4.l1,
+        v4.bitmap,
+        v6.starts,
+        v6.values,
+        v6.l1,
+        ip.nodes,
+        ip.postings,
+        strs.slots,
+        strs.entries,
+        v4.lone_addrs,
+        v4.lone_ids,
+        v4.lone_l1,
+        v6.lone_addrs,
+        v6.lone_ids,
+        v6.lone_l1,
+        strs.filter,
+        v4.interval_bitmap,
+        v4.lone_filter,
     ];
-    let total: usize = HEADER_LEN + bodies.iter().map(|b| b.len() + 7).sum::<usize>();
     let mut out = vec![0u8; HEADER_LEN];
-    out.reserve(total);
     out[..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
     out[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
@@ -91,28 +159,39 @@ pub fn build(indicators: &[Indicator], build_time: Timestamp) -> Result<Vec<u8>>
     out[32..36].copy_from_slice(&count.to_le_bytes());
     out[36..40].copy_from_slice(&flags.to_le_bytes());
     out[44..48].copy_from_slice(&(SECTIONS as u32).to_le_bytes());
-    out[48] = ip.v4.bitmap_bits;
-    out[49] = ip.v4.l1_bits;
-    out[50] = ip.v6.l1_bits;
-    out[51] = ip.v4.lone_l1_bits;
-    out[52] = ip.v6.lone_l1_bits;
-    out[56..60].copy_from_slice(&strs.buckets.to_le_bytes());
-    out[60..64].copy_from_slice(&strs.keys.to_le_bytes());
+    out[48] = bitmap_bits;
+    out[49] = v4_l1_bits;
+    out[50] = v6_l1_bits;
+    out[51] = v4_lone_l1_bits;
+    out[52] = v6_lone_l1_bits;
+    out[56..60].copy_from_slice(&buckets.to_le_bytes());
+    out[60..64].copy_from_slice(&keys.to_le_bytes());
+    // Each section starts on an 8-byte boundary after the previous one.
+    let mut end = HEADER_LEN;
     for (i, body) in bodies.iter().enumerate() {
-        while out.len() % 8 != 0 {
-            out.push(0);
-        }
+        let off = end + pad(end);
         let at = FIXED_HEADER + 16 * i;
-        let off = out.len() as u64;
-        out[at..at + 8].copy_from_slice(&off.to_le_bytes());
+        out[at..at + 8].copy_from_slice(&(off as u64).to_le_bytes());
         out[at + 8..at + 16].copy_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(body);
+        end = off + body.len();
     }
-    let len = out.len() as u64;
-    out[16..24].copy_from_slice(&len.to_le_bytes());
-    format::put_checksum(&mut out);
+    out[16..24].copy_from_slice(&(end as u64).to_le_bytes());
+    // The checksum of the whole file (its own field as zero), from the parts.
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out);
+    let mut at = HEADER_LEN;
+    for body in &bodies {
+        crc.update(&PAD[..pad(at)]);
+        crc.update(body);
+        at += pad(at) + body.len();
+    }
+    out[format::CHECKSUM_AT..format::CHECKSUM_AT + 4]
+        .copy_from_slice(&crc.finalize().to_le_bytes());
     debug_assert_eq!(Section::ALL.len(), SECTIONS);
-    Ok(out)
+    Ok(Image {
+        header: out,
+        bodies,
+    })
 }
 
 /// The string-key table: normalized string keys, plus the KQL raw keys that no normalized
@@ -161,6 +240,14 @@ fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
 /// # Errors
 /// [`Error::Io`] naming the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes to the temporary file.
+fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -176,7 +263,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

@@ -17,7 +17,7 @@ mod records;
 mod strtable;
 mod verify;
 
-pub use build::{build, write_atomic};
+pub use build::{build, build_image, write_atomic, Image};
 pub use hot::HOT_LIMIT;
 pub use load::{load, IndexBytes};
 pub use records::{Field, Fixed, FIELDS};

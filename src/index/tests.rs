@@ -714,6 +714,30 @@ fn deterministic_bytes() {
     assert_eq!(build(&inds, t).unwrap(), build(&inds, t).unwrap());
 }
 
+/// The image written part by part (`compile`, `sync`) is the bytes `build` joins, with the
+/// checksum computed from the parts equal to the joined file's: sections of odd lengths, so
+/// that padding appears between them.
+#[test]
+fn image_written_by_parts_equals_the_joined_bytes() {
+    let mut inds: Vec<Indicator> = ["1.2.3.4", "10.0.0.0/8", "2001:db8::/33", "::1"]
+        .iter()
+        .map(|s| ip_ind(s))
+        .collect();
+    let d = Key::Str(crate::indicator::Kind::Domain, "evil.example".into());
+    inds.push(Indicator::for_key(d, "evil.example", Origin::Plain));
+    let t = Timestamp::from_unix_secs(1).unwrap();
+    let bytes = build(&inds, t).unwrap();
+    let image = build_image(&inds, t).unwrap();
+    assert_eq!(image.len(), bytes.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.iocx");
+    image.write_atomic(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let stored = format::u32_at(&bytes, format::CHECKSUM_AT).unwrap();
+    assert_eq!(stored, format::checksum(&bytes));
+    Index::from_bytes(bytes).unwrap().verify().unwrap();
+}
+
 #[test]
 fn empty_index_works() {
     let idx = build_index(&[]);

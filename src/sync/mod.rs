@@ -431,10 +431,10 @@ pub fn sync_once(
     };
     ctx.check_stop()?;
     let (records, ingest) = store.indicators();
-    let bytes = crate::index::build(&records, job.build_time.unwrap_or_else(Timestamp::now))?;
+    let image = crate::index::build_image(&records, job.build_time.unwrap_or_else(Timestamp::now))?;
     ctx.check_stop()?;
     store.save(&store_path)?;
-    crate::index::write_atomic(&job.out, &bytes)?;
+    image.write_atomic(&job.out)?;
     Ok(SyncReport {
         sources,
         store_objects: store.object_count(),
@@ -443,7 +443,7 @@ pub fn sync_once(
         ingest,
         store_path,
         index_path: job.out.clone(),
-        index_bytes: bytes.len(),
+        index_bytes: image.len(),
         elapsed: start.elapsed(),
     })
 }
