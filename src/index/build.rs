@@ -38,11 +38,21 @@ fn pad(at: usize) -> usize {
 }
 
 impl Image {
+    /// The file's bytes in order: the header, then each section after the zero padding that
+    /// puts it on an 8-byte boundary. Every use of the layout (length, checksum, joining,
+    /// writing) walks this.
+    fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let mut at = self.header.len();
+        std::iter::once(self.header.as_slice()).chain(self.bodies.iter().flat_map(move |body| {
+            let p = pad(at);
+            at += p + body.len();
+            [&PAD[..p], body.as_slice()]
+        }))
+    }
+
     /// The image's length in bytes.
     pub fn len(&self) -> usize {
-        self.bodies
-            .iter()
-            .fold(self.header.len(), |at, b| at + pad(at) + b.len())
+        self.parts().map(<[u8]>::len).sum()
     }
 
     /// Whether the image is empty (never: the header alone has [`HEADER_LEN`] bytes).
@@ -53,10 +63,8 @@ impl Image {
     /// The image as one buffer, as [`build`] returns it.
     pub fn into_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
-        out.extend_from_slice(&self.header);
-        for body in &self.bodies {
-            out.extend_from_slice(&PAD[..pad(out.len())]);
-            out.extend_from_slice(body);
+        for part in self.parts() {
+            out.extend_from_slice(part);
         }
         out
     }
@@ -67,14 +75,7 @@ impl Image {
     /// [`Error::Io`] naming the path.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
         write_atomic_with(path, |f| {
-            let mut at = self.header.len();
-            f.write_all(&self.header)?;
-            for body in &self.bodies {
-                f.write_all(&PAD[..pad(at)])?;
-                f.write_all(body)?;
-                at += pad(at) + body.len();
-            }
-            Ok(())
+            self.parts().try_for_each(|part| f.write_all(part))
         })
     }
 }
@@ -122,10 +123,22 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
     let (records, blocks, strings) = recs?;
     let ip = ip?;
     let (strs, flags) = strs?;
+    let mut header = vec![0u8; HEADER_LEN];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    header[24..32].copy_from_slice(&build_time.ticks().to_le_bytes());
+    header[32..36].copy_from_slice(&count.to_le_bytes());
+    header[36..40].copy_from_slice(&flags.to_le_bytes());
+    header[44..48].copy_from_slice(&(SECTIONS as u32).to_le_bytes());
+    header[48] = ip.v4.bitmap_bits;
+    header[49] = ip.v4.l1_bits;
+    header[50] = ip.v6.l1_bits;
+    header[51] = ip.v4.lone_l1_bits;
+    header[52] = ip.v6.lone_l1_bits;
+    header[56..60].copy_from_slice(&strs.buckets.to_le_bytes());
+    header[60..64].copy_from_slice(&strs.keys.to_le_bytes());
     let (v4, v6) = (ip.v4, ip.v6);
-    let (buckets, keys) = (strs.buckets, strs.keys);
-    let (bitmap_bits, v4_l1_bits, v6_l1_bits) = (v4.bitmap_bits, v4.l1_bits, v6.l1_bits);
-    let (v4_lone_l1_bits, v6_lone_l1_bits) = (v4.lone_l1_bits, v6.lone_l1_bits);
     let bodies: [Vec<u8>; SECTIONS] = [
         records,
         blocks,
@@ -151,47 +164,24 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
         v4.interval_bitmap,
         v4.lone_filter,
     ];
-    let mut out = vec![0u8; HEADER_LEN];
-    out[..8].copy_from_slice(&MAGIC);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    out[24..32].copy_from_slice(&build_time.ticks().to_le_bytes());
-    out[32..36].copy_from_slice(&count.to_le_bytes());
-    out[36..40].copy_from_slice(&flags.to_le_bytes());
-    out[44..48].copy_from_slice(&(SECTIONS as u32).to_le_bytes());
-    out[48] = bitmap_bits;
-    out[49] = v4_l1_bits;
-    out[50] = v6_l1_bits;
-    out[51] = v4_lone_l1_bits;
-    out[52] = v6_lone_l1_bits;
-    out[56..60].copy_from_slice(&buckets.to_le_bytes());
-    out[60..64].copy_from_slice(&keys.to_le_bytes());
     // Each section starts on an 8-byte boundary after the previous one.
     let mut end = HEADER_LEN;
     for (i, body) in bodies.iter().enumerate() {
         let off = end + pad(end);
         let at = FIXED_HEADER + 16 * i;
-        out[at..at + 8].copy_from_slice(&(off as u64).to_le_bytes());
-        out[at + 8..at + 16].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        header[at..at + 8].copy_from_slice(&(off as u64).to_le_bytes());
+        header[at + 8..at + 16].copy_from_slice(&(body.len() as u64).to_le_bytes());
         end = off + body.len();
     }
-    out[16..24].copy_from_slice(&(end as u64).to_le_bytes());
-    // The checksum of the whole file (its own field as zero), from the parts.
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&out);
-    let mut at = HEADER_LEN;
-    for body in &bodies {
-        crc.update(&PAD[..pad(at)]);
-        crc.update(body);
-        at += pad(at) + body.len();
-    }
-    out[format::CHECKSUM_AT..format::CHECKSUM_AT + 4]
-        .copy_from_slice(&crc.finalize().to_le_bytes());
+    header[16..24].copy_from_slice(&(end as u64).to_le_bytes());
     debug_assert_eq!(Section::ALL.len(), SECTIONS);
-    Ok(Image {
-        header: out,
-        bodies,
-    })
+    let mut image = Image { header, bodies };
+    // The checksum of the whole file, taken while its own field is still zero.
+    let mut crc = crc32fast::Hasher::new();
+    image.parts().for_each(|part| crc.update(part));
+    image.header[format::CHECKSUM_AT..format::CHECKSUM_AT + 4]
+        .copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(image)
 }
 
 /// The string-key table: normalized string keys, plus the KQL raw keys that no normalized

@@ -9,19 +9,20 @@ use memmap2::Mmap;
 use std::io::Read;
 use std::path::PathBuf;
 
-/// The bytes behind an [`Index`] from [`load`].
+/// A file's bytes, mapped or in memory: the bytes behind an [`Index`] from [`load`] (a mapped
+/// index file, or an index compiled in memory), and a feed's bytes while it is parsed.
 pub enum IndexBytes {
-    /// A mapped index file.
+    /// A mapped file.
     Mapped(Mmap),
-    /// An index compiled in memory.
-    Built(Vec<u8>),
+    /// Bytes in memory (an index compiled from feeds, a feed read from a pipe).
+    Owned(Vec<u8>),
 }
 
 impl AsRef<[u8]> for IndexBytes {
     fn as_ref(&self) -> &[u8] {
         match self {
             IndexBytes::Mapped(m) => m,
-            IndexBytes::Built(v) => v,
+            IndexBytes::Owned(v) => v,
         }
     }
 }
@@ -63,5 +64,5 @@ pub fn load(
     }
     let (records, report) = crate::ingest::load_files(paths, opts)?;
     let bytes = build(&records, Timestamp::now())?;
-    Ok((Index::from_bytes(IndexBytes::Built(bytes))?, Some(report)))
+    Ok((Index::from_bytes(IndexBytes::Owned(bytes))?, Some(report)))
 }

@@ -411,11 +411,12 @@ pub fn load_files<P: AsRef<std::path::Path>>(
     let mut c = Collector::new();
     for p in paths {
         let p = p.as_ref();
-        let bytes = feed_bytes(p)?;
+        let file = feed_bytes(p)?;
+        let bytes = file.as_ref();
         let name = p.display().to_string();
         let first = c.records.len();
         c.reserve_for(bytes.len());
-        ingest(&bytes, &name, opts, &mut c)?;
+        ingest(bytes, &name, opts, &mut c)?;
         let base = p
             .file_name()
             .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
@@ -431,7 +432,8 @@ pub fn load_files<P: AsRef<std::path::Path>>(
 /// The bytes of the feed file `p`: mapped when it is a regular file (a large feed is then
 /// neither copied nor held twice: a 150 MB CSV read into the heap cost a fifth of a second of
 /// page zeroing and copying), read otherwise (a pipe such as `<(curl ...)`, a device).
-fn feed_bytes(p: &std::path::Path) -> Result<FeedBytes, crate::Error> {
+fn feed_bytes(p: &std::path::Path) -> Result<crate::index::IndexBytes, crate::Error> {
+    use crate::index::IndexBytes;
     let io = |source| crate::Error::Io {
         path: p.to_path_buf(),
         source,
@@ -439,26 +441,10 @@ fn feed_bytes(p: &std::path::Path) -> Result<FeedBytes, crate::Error> {
     let meta = std::fs::metadata(p).map_err(io)?;
     if meta.is_file() && meta.len() > 0 {
         if let Ok(map) = crate::mmap::map(p, true) {
-            return Ok(FeedBytes::Mapped(map));
+            return Ok(IndexBytes::Mapped(map));
         }
     }
-    std::fs::read(p).map(FeedBytes::Read).map_err(io)
-}
-
-/// A feed file's bytes (see [`feed_bytes`]).
-enum FeedBytes {
-    Mapped(memmap2::Mmap),
-    Read(Vec<u8>),
-}
-
-impl std::ops::Deref for FeedBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            FeedBytes::Mapped(m) => m,
-            FeedBytes::Read(v) => v,
-        }
-    }
+    std::fs::read(p).map(IndexBytes::Owned).map_err(io)
 }
 
 /// Applies the cross-record rules and returns the final records in input order:
