@@ -289,13 +289,10 @@ impl<'a> StrTable<'a> {
     /// As [`StrTable::get`].
     #[inline]
     pub fn get_hashed(&self, tag: u8, key: &[u8], h: u64) -> Result<Ids<'a>> {
-        // The directory entry is read before the filter answers, so that for a key the filter
-        // lets through the two cache misses overlap instead of queuing.
-        let b = std::hint::black_box(self.bucket(h));
         if !self.maybe(h) {
             return Ok(Ids::EMPTY);
         }
-        let b = b.ok_or_else(|| self.bad_dir())?;
+        let b = self.bucket(h).ok_or_else(|| self.bad_dir())?;
         // The filter has let the key through, so it is nearly always present: walk the
         // bucket's few entries from the directory's offset.
         let mut off = b.e0;
