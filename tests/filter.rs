@@ -415,8 +415,9 @@ TimeGenerated,SourceIP,DestinationIP,DestinationPort
     let types = "#types\ttime\tstring\taddr\tport\taddr\tport\tenum";
     let z1 = "1714521600.000000\tC1\t10.0.0.1\t5000\t203.0.113.7\t443\ttcp";
     let z2 = "1714521601.000000\tC2\t10.0.0.2\t5001\t8.8.8.8\t53\tudp";
+    let z3 = "1714521602.000000\tC3\t10.0.0.3\t5002\t198.51.100.9\t80\ttcp";
     let zeek_in = format!(
-        "{}\n{fields}\n{types}\n{z1}\n{z2}\n#close\t2024-05-01-00-00-10\n",
+        "{}\n{fields}\n{types}\n{z1}\n{z2}\n{z3}\n#close\t2024-05-01-00-00-10\n",
         zeek_head.join("\n")
     );
     let o = filter(
@@ -426,7 +427,7 @@ TimeGenerated,SourceIP,DestinationIP,DestinationPort
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.len() >= 10, "{out}");
+    assert!(lines.len() >= 11, "{out}");
     assert_eq!(lines[..6], zeek_head);
     let ti_names = "ti_count\tti_value\tti_kind\tti_confidence\tti_threat_type\tti_description\tti_id\tti_expiration\tti_field";
     assert_eq!(lines[6], format!("{fields}\t{ti_names}"));
@@ -437,12 +438,21 @@ TimeGenerated,SourceIP,DestinationIP,DestinationPort
     );
     // No match: count 0, every other field unset.
     assert_eq!(lines[9], format!("{z2}\t0{}", "\t-".repeat(8)));
-    // Matches mode writes the header too, then only z1.
+    // T2 and T3: each field lists both, joined by the set separator `,`, in the same order in
+    // every field; an unset expiration leaves an empty element.
+    let z3_ti = [
+        "2\t198.51.100.0/24,198.51.100.9\tcidr4,ipv4\t70,55.5\tBotnet,Malware\tScanner, range,Exact host\tind-2,ind-3\t2099-01-01T00:00:00Z,\tDestinationIP,DestinationIP",
+        "2\t198.51.100.9,198.51.100.0/24\tipv4,cidr4\t55.5,70\tMalware,Botnet\tExact host,Scanner, range\tind-3,ind-2\t,2099-01-01T00:00:00Z\tDestinationIP,DestinationIP",
+    ]
+    .map(|t| format!("{z3}\t{t}"));
+    assert!(z3_ti.contains(&lines[10].to_string()), "{}", lines[10]);
+    // Matches mode writes the header too, then only z1 and z3.
     let o = filter(&["network", "--index", idx_s], zeek_in.as_bytes());
     let (out, _) = text(&o);
     let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].starts_with(z1), "{out}");
+    assert!(z3_ti.contains(&lines[1].to_string()), "{out}");
 }
 
 /// A generated stream of 200k NDJSON connections (33 MB): the filter's output, line by line,
