@@ -154,9 +154,9 @@ fn scan_chunk<S: AsRef<[u8]>>(
             if out.error.is_none() {
                 if let Err(e) = m.record(
                     file,
-                    line,
-                    &fields,
-                    no_match,
+                    *line,
+                    fields,
+                    *no_match,
                     &mut cands,
                     &mut out.matches,
                     &mut out.tally,
@@ -165,7 +165,7 @@ fn scan_chunk<S: AsRef<[u8]>>(
                 }
             }
         }
-        Item::Bad(line, _, why) => skipped.push((line, why)),
+        Item::Bad(line, _, why) => skipped.push((*line, *why)),
     });
     // Reader rejections and matcher rejections, in line order.
     out.tally.skipped.extend(skipped);

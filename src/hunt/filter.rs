@@ -411,7 +411,7 @@ fn chunk<S: AsRef<[u8]>>(
     let mut matches: Vec<Match> = Vec::new();
     let mut cands = Vec::new();
     let mut on_record =
-        |line: u64, span: std::ops::Range<usize>, fields: logs::Fields<'_>, no_match: bool| {
+        |line: u64, span: std::ops::Range<usize>, fields: &logs::Fields<'_>, no_match: bool| {
             let mut s = st.borrow_mut();
             let s = &mut *s;
             if s.err.is_some() {
@@ -422,7 +422,7 @@ fn chunk<S: AsRef<[u8]>>(
             if let Err(e) = m.record(
                 0,
                 line,
-                &fields,
+                fields,
                 no_match,
                 &mut cands,
                 &mut matches,
@@ -462,10 +462,12 @@ fn chunk<S: AsRef<[u8]>>(
             }
         };
     let lines = scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
-        Item::Record(line, span, fields, no_match) => on_record(line, span, fields, no_match),
+        Item::Record(line, span, fields, no_match) => {
+            on_record(*line, span.clone(), fields, *no_match)
+        }
         Item::Bad(line, span, why) => {
             st.borrow_mut()
-                .malformed(on_error, line, b.get(span).unwrap_or(&[]), why)
+                .malformed(on_error, *line, b.get(span.clone()).unwrap_or(&[]), *why)
         }
     });
     let s = st.into_inner();

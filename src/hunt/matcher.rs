@@ -254,7 +254,7 @@ const BATCH: usize = 32;
 /// ran back to back: one record's probe is a likely cache miss
 /// (the bitmap is megabytes, the log streams through the cache), and independent misses
 /// overlap where dependent per-record work would wait for each in turn.
-pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
+pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
     m: &Matcher<'_, S>,
     reader: &Reader,
     chunk: &'a [u8],
@@ -362,9 +362,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(Item<'a>)>(
                 };
             }
         }
-        for item in p.items.drain(..) {
+        // By reference: moving each item out again would copy its fields a second time.
+        for item in &p.items {
             f(item);
         }
+        p.items.clear();
     };
     let pending = std::cell::RefCell::new(Pending {
         items: Vec::with_capacity(BATCH),
