@@ -461,7 +461,7 @@ fn chunk<S: AsRef<[u8]>>(
                 s.err = Some(e);
             }
         };
-    let lines = scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
+    let (lines, _) = scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
         Item::Record(line, span, fields, no_match) => {
             on_record(*line, span.clone(), fields, *no_match)
         }

@@ -253,14 +253,15 @@ const BATCH: usize = 32;
 /// Scans `chunk` and hands its items to `f` in input order, in batches whose index probes
 /// ran back to back: one record's probe is a likely cache miss
 /// (the bitmap is megabytes, the log streams through the cache), and independent misses
-/// overlap where dependent per-record work would wait for each in turn.
+/// overlap where dependent per-record work would wait for each in turn. Returns what
+/// [`logs::scan`] returns: the chunk's line ends and its CSV quote parity.
 pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
     m: &Matcher<'_, S>,
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
     f: &mut F,
-) -> u64 {
+) -> (u64, bool) {
     let kql = m.opts.semantics == Semantics::Kql;
     let v4 = m.index.v4_filter();
     let names = m.index.domain_filter();
@@ -389,7 +390,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
             flush(&mut p, &mut f.borrow_mut());
         }
     };
-    let lines = logs::scan(
+    let end = logs::scan(
         reader,
         chunk,
         first_line,
@@ -397,7 +398,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
     flush(&mut pending.borrow_mut(), &mut f.borrow_mut());
-    lines
+    end
 }
 
 /// A batch being filled: its items, and `keys[i]`, the probe of `items[i]`.

@@ -284,7 +284,7 @@ pub(super) fn scan<'a>(
     first_line: u64,
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
-) -> u64 {
+) -> (u64, bool) {
     // Column index -> logical slot, for the needed columns.
     let max_needed = cols.index.iter().flatten().copied().max();
     let mut slot_of = vec![u8::MAX; max_needed.map_or(0, |m| m + 1)];
@@ -299,6 +299,10 @@ pub(super) fn scan<'a>(
     let mut seps = Delimiters::new(b, [b',', b'\n', b'"'], 0);
     let mut pos = 0;
     let mut line = first_line;
+    // Quote characters in the chunk, for its parity (see `logs::scan`). A record the fast path
+    // takes holds an even number (each quoted field: its two quotes and doubled ones), so
+    // only the others are counted.
+    let mut quotes = 0u64;
     while pos < b.len() {
         let start = pos;
         // Blank lines hold no record.
@@ -371,6 +375,7 @@ pub(super) fn scan<'a>(
         };
         let text = &b[start..end.min(b.len())];
         let lines_in = memchr::memchr_iter(b'\n', text).count() as u64;
+        quotes += memchr::memchr_iter(b'"', text).count() as u64;
         if text.len() > MAX_RECORD {
             broken = Some(Malformed::TooLong);
         } else if broken.is_none() && col != cols.count {
@@ -384,7 +389,7 @@ pub(super) fn scan<'a>(
         pos = end;
         seps.seek(pos);
     }
-    line - first_line
+    (line - first_line, quotes % 2 == 1)
 }
 
 #[cfg(test)]

@@ -186,19 +186,22 @@ pub fn prepare(
 /// Scans a chunk of complete records. `first_line` is the 1-based line number of the chunk's
 /// first byte. Calls `rec(line, span, fields)` per record and `bad(line, span, why)` per
 /// malformed one; `span` is the record's byte range in `chunk` (without its line end for
-/// line-based formats, with it for CSV). Returns the number of line ends scanned, the line
-/// count of a chunk that ends with one.
+/// line-based formats, with it for CSV). Returns the number of line ends scanned (the line
+/// count of a chunk that ends with one) and, for CSV, whether the chunk holds an odd number
+/// of quote characters (`false` for the other formats): with it a caller that cut a CSV
+/// file at newlines before knowing where quoted fields lie can check afterwards that no cut
+/// fell inside one (the quote parity before each cut is even).
 pub fn scan<'a>(
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
-) -> u64 {
+) -> (u64, bool) {
     match reader {
         Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),
-        Reader::Json(p) => json::scan(p, chunk, first_line, rec, bad),
-        Reader::Zeek(h) => zeek::scan(h, chunk, first_line, rec, bad),
+        Reader::Json(p) => (json::scan(p, chunk, first_line, rec, bad), false),
+        Reader::Zeek(h) => (zeek::scan(h, chunk, first_line, rec, bad), false),
     }
 }
 
