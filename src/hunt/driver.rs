@@ -267,6 +267,8 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
     let mut span = window;
     // The next window, mapped (pages loaded) while the workers scan the current one.
     let mut ahead: Option<(std::ops::Range<u64>, Result<memmap2::Mmap>)> = None;
+    // Whether CSV windows are still cut before their quote parities are known (see below).
+    let mut guess_cuts = true;
     while off < f.len() {
         // The first window holds the whole head that detection and the header read (1 MiB).
         let span_here = if off == 0 { span.max(1 << 20) } else { span };
@@ -299,8 +301,10 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
         // Finding the parities first took a pass over the data (4 % of a CSV hunt). Instead
         // the window is cut at newlines as if no field held one, and the chunks' quote
         // parities, counted while they are scanned, confirm the cuts afterwards; only a cut
-        // that fell inside a quoted field makes the window be cut exactly and scanned again.
-        let mut guess = quoted;
+        // that fell inside a quoted field makes the window be cut exactly and scanned again,
+        // and the rest of the file be cut exactly from the start (a file whose fields hold
+        // newlines would otherwise have most of its windows scanned twice).
+        let mut guess = quoted && guess_cuts;
         let (take, outs) = loop {
             let (take, chunks) =
                 input::split_window(body, quoted && !guess, opts.chunk_size, whole);
@@ -322,6 +326,7 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
             ahead = next_map.map(|m| (next, m));
             if guess && !cuts_outside_quotes(&outs, whole) {
                 guess = false;
+                guess_cuts = false;
                 continue;
             }
             break (take, outs);
