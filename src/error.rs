@@ -60,6 +60,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the message names the file it is about ([`Error::Io`], [`Error::Log`],
+    /// [`Error::Ingest`]); the index format errors do not (the caller knows which file it
+    /// opened).
+    pub fn names_file(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::Log { .. } | Error::Ingest(_)
+        )
+    }
+
     pub(crate) fn corrupt(offset: usize, what: impl Into<String>) -> Error {
         Error::Corrupt {
             offset: offset as u64,

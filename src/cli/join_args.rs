@@ -43,11 +43,10 @@ pub fn load_index(
 )> {
     iocmatch::index::load(paths, opts).map_err(|e| {
         // Name the files unless the error already does (I/O and feed errors name theirs).
-        let text = e.to_string();
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        let context = if names.iter().any(|n| text.contains(n.as_str())) {
+        let context = if e.names_file() {
             "cannot load the index".to_string()
         } else {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             format!("cannot load the index from {}", names.join(", "))
         };
         anyhow::Error::new(e).context(context)

@@ -304,12 +304,12 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
         // that fell inside a quoted field makes the window be cut exactly and scanned again,
         // and the rest of the file be cut exactly from the start (a file whose fields hold
         // newlines would otherwise have most of its windows scanned twice).
-        let mut guess = quoted && guess_cuts;
-        let (take, outs) = loop {
+        let scanned = loop {
+            let guess = quoted && guess_cuts;
             let (take, chunks) =
                 input::split_window(body, quoted && !guess, opts.chunk_size, whole);
             if take == 0 && !whole {
-                break (0, Vec::new());
+                break None;
             }
             let body = &body[..take];
             let next = off + (start + take) as u64;
@@ -325,17 +325,16 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
             );
             ahead = next_map.map(|m| (next, m));
             if guess && !cuts_outside_quotes(&outs, whole) {
-                guess = false;
                 guess_cuts = false;
                 continue;
             }
-            break (take, outs);
+            break Some((take, outs));
         };
-        if take == 0 && !whole {
+        let Some((take, outs)) = scanned else {
             // No record ends inside this window: widen it.
             span = span.saturating_mul(2);
             continue;
-        }
+        };
         span = window;
         progress.bytes.fetch_add(take as u64, AtOrd::Relaxed);
         for mut out in outs {

@@ -553,25 +553,26 @@ fn annotate<S: AsRef<[u8]>>(
 
 /// Column `col` of the `ti_*` columns after `ti_count` (see [`TI_COLUMNS`]) for one matched indicator, appended to `cell`.
 fn ti_value(cell: &mut String, r: &crate::index::Record<'_>, field: &str, col: usize) {
-    use std::fmt::Write;
-    // Writing to a String cannot fail.
-    let _ = match col {
-        0 => write!(cell, "{}", r.value()),
-        1 => write!(cell, "{}", r.kind().name()),
-        2 => write!(
-            cell,
-            "{}",
-            r.confidence().map(super::format_real).unwrap_or_default()
-        ),
-        3 => write!(cell, "{}", r.field(Field::ThreatType)),
-        4 => write!(cell, "{}", r.field(Field::Description)),
-        5 => write!(cell, "{}", r.field(Field::Id)),
-        6 => match r.expiration() {
-            Some(t) => write!(cell, "{t}"),
-            None => Ok(()),
-        },
-        _ => write!(cell, "{field}"),
-    };
+    match col {
+        0 => cell.push_str(r.value()),
+        1 => cell.push_str(r.kind().name()),
+        2 => {
+            if let Some(c) = r.confidence() {
+                cell.push_str(&super::format_real(c));
+            }
+        }
+        3 => cell.push_str(r.field(Field::ThreatType)),
+        4 => cell.push_str(r.field(Field::Description)),
+        5 => cell.push_str(r.field(Field::Id)),
+        6 => {
+            if let Some(t) = r.expiration() {
+                use std::fmt::Write;
+                // Writing to a String cannot fail.
+                let _ = write!(cell, "{t}");
+            }
+        }
+        _ => cell.push_str(field),
+    }
 }
 
 /// One element of an NDJSON record's `ti` array, keys in alphabetical order, written

@@ -177,10 +177,8 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
     debug_assert_eq!(Section::ALL.len(), SECTIONS);
     let mut image = Image { header, bodies };
     // The checksum of the whole file, taken while its own field is still zero.
-    let mut crc = crc32fast::Hasher::new();
-    image.parts().for_each(|part| crc.update(part));
-    image.header[format::CHECKSUM_AT..format::CHECKSUM_AT + 4]
-        .copy_from_slice(&crc.finalize().to_le_bytes());
+    let crc = format::checksum_parts(image.parts());
+    image.header[format::CHECKSUM_AT..format::CHECKSUM_AT + 4].copy_from_slice(&crc.to_le_bytes());
     Ok(image)
 }
 

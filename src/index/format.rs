@@ -431,13 +431,19 @@ pub fn put_checksum(b: &mut [u8]) {
 
 /// CRC-32 of the whole file with the checksum field taken as zero.
 pub fn checksum(b: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
     let at = CHECKSUM_AT.min(b.len());
-    h.update(&b[..at]);
-    if b.len() >= CHECKSUM_AT + 4 {
-        h.update(&[0; 4]);
-        h.update(&b[CHECKSUM_AT + 4..]);
-    }
+    let rest: [&[u8]; 2] = match b.get(CHECKSUM_AT + 4..) {
+        Some(rest) => [&[0; 4], rest],
+        None => [&[], &[]],
+    };
+    checksum_parts([&b[..at]].into_iter().chain(rest))
+}
+
+/// [`checksum`] of a file given as its parts in order, its checksum field still zero (as
+/// [`super::Image`] holds it before the field is filled in).
+pub fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    parts.into_iter().for_each(|p| h.update(p));
     h.finalize()
 }
 

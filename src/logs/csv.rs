@@ -374,8 +374,14 @@ pub(super) fn scan<'a>(
             }
         };
         let text = &b[start..end.min(b.len())];
-        let lines_in = memchr::memchr_iter(b'\n', text).count() as u64;
-        quotes += memchr::memchr_iter(b'"', text).count() as u64;
+        let mut lines_in = 0u64;
+        for k in memchr::memchr2_iter(b'\n', b'"', text) {
+            if text[k] == b'\n' {
+                lines_in += 1;
+            } else {
+                quotes += 1;
+            }
+        }
         if text.len() > MAX_RECORD {
             broken = Some(Malformed::TooLong);
         } else if broken.is_none() && col != cols.count {
