@@ -257,7 +257,9 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// The cells of one match, `None` for null.
     fn row(&self, m: &Match) -> Result<Vec<Option<String>>> {
-        let rec = || self.index.record(m.record);
+        // Each column reads what it needs of the indicator: its fixed part, or one string (a
+        // string is a likely cache miss in a pool of a hundred megabytes).
+        let (idx, id) = (self.index, m.record);
         self.cols
             .iter()
             .map(|(_, c)| {
@@ -265,11 +267,11 @@ impl Rows<'_> {
                     Col::Time => m.time.map(|t| t.to_string()),
                     Col::Source => Some(m.source.clone()),
                     Col::Key => Some(m.key.clone()),
-                    Col::Confidence => rec()?.confidence().map(iocmatch::hunt::format_real),
-                    Col::Str(f) => Some(rec()?.field(f).to_string()),
-                    Col::Expiration => rec()?.expiration().map(|t| t.to_string()),
-                    Col::ValidFrom => rec()?.valid_from().map(|t| t.to_string()),
-                    Col::Kind => Some(rec()?.kind().name().to_string()),
+                    Col::Confidence => idx.confidence(id)?.map(iocmatch::hunt::format_real),
+                    Col::Str(f) => Some(idx.field(id, f)?.to_string()),
+                    Col::Expiration => idx.fixed(id)?.expiration.map(|t| t.to_string()),
+                    Col::ValidFrom => idx.fixed(id)?.valid_from.map(|t| t.to_string()),
+                    Col::Kind => Some(idx.fixed(id)?.kind.name().to_string()),
                     Col::MatchedField => Some(self.query.field_name(m.matched).to_string()),
                     Col::File => Some(
                         self.sources

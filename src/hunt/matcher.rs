@@ -3,7 +3,7 @@
 
 use super::{Expiry, HuntOptions, Match, Query, Semantics};
 use crate::error::Result;
-use crate::index::Index;
+use crate::index::{Index, KqlColumn, KqlFilter};
 use crate::indicator::{normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
 use crate::time::{TimeCursor, Timestamp};
@@ -107,6 +107,19 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
         }
         let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
         let kql = self.opts.semantics == Semantics::Kql;
+        if kql {
+            // A KQL join is raw-string equality: the key's bytes are hashed as they stand (no
+            // parse, no normalization) for the index's KQL filter. `""` joins the records
+            // flagged for it instead.
+            let col = match self.opts.query {
+                Query::Network => KqlColumn::NetworkIp,
+                Query::Dns => KqlColumn::DomainName,
+            };
+            return match key {
+                "" => Probe::Unknown,
+                _ => Probe::Raw(KqlFilter::hash(col, key)),
+            };
+        }
         match self.opts.query {
             Query::Network => match parse_ip_addr(key).map(crate::index::canonical) {
                 Some(std::net::IpAddr::V4(a)) => Probe::V4(a),
@@ -231,6 +244,8 @@ enum Probe {
     /// The string-table hashes of a DNS event's name, normalized, and of its label suffixes
     /// (the first `n`), for a lookup with subdomains.
     Suffixes([u64; SUFFIXES], u8),
+    /// The [`KqlFilter`] hash of a KQL-exact hunt's key.
+    Raw(u64),
     /// A key the index has ruled out: the record matches nothing.
     Absent,
 }
@@ -266,6 +281,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
     let v4 = m.index.v4_filter();
     let names = m.index.domain_filter();
     let v6 = m.index.v6_filter();
+    let raw = m.index.kql_filter();
     // The first byte each key's lookup needs (the IPv4 occupancy bitmap, the string table's
     // filter word of the name and of each label suffix, the IPv6 lone bucket's first-level
     // entry) is prefetched as its record arrives, so that the miss completes while the
@@ -276,6 +292,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
         let hashes = match key {
             Probe::V4(a) => return crate::index::prefetch_opt(v4.occupancy_byte(*a)),
             Probe::V6(a) => return crate::index::prefetch_opt(v6.probe_byte(*a, true)),
+            Probe::Raw(h) => return crate::index::prefetch_opt(raw.byte(*h)),
             Probe::Domain(h) => std::slice::from_ref(h),
             Probe::Suffixes(h, n) => &h[..usize::from(*n)],
             Probe::Unknown | Probe::Absent => &[],
@@ -324,6 +341,18 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
             }
             crate::index::touch(&bytes);
         }
+        // So are the keys of a KQL-exact hunt, from their filter words.
+        if keys.iter().any(|k| matches!(k, Probe::Raw(_))) {
+            for key in keys.iter_mut() {
+                if let Probe::Raw(h) = *key {
+                    *key = if raw.maybe(h) {
+                        Probe::Unknown
+                    } else {
+                        Probe::Absent
+                    };
+                }
+            }
+        }
         // IPv4 keys are decided in one tight loop: the occupancy bit of one key does not wait
         // for the previous key's (their cache misses overlap); the few in an occupied block
         // read an interval bit and a lone filter word too.
@@ -338,7 +367,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
         }
         for (byte, key) in bytes.iter_mut().zip(keys.iter()) {
             *byte = match key {
-                Probe::Unknown | Probe::Absent | Probe::Suffixes(..) | Probe::V4(_) => None,
+                Probe::Unknown
+                | Probe::Absent
+                | Probe::Suffixes(..)
+                | Probe::V4(_)
+                | Probe::Raw(_) => None,
                 Probe::V6(a) => v6.probe_byte(*a, false),
                 Probe::Domain(h) => {
                     // The entries the lookup will walk (most names here are hits).

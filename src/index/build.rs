@@ -3,7 +3,7 @@
 use super::format::{self, Section, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VERSION};
 use super::iptrie::IpBuilder;
 use super::records::RecordsBuilder;
-use super::strtable::{StrTableBuilder, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
+use super::strtable::{self, StrTableBuilder, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
 use crate::error::{Error, Result};
 use crate::indicator::{normalize_domain, parse_ip_addr, Indicator, Key, Kind};
 use crate::time::Timestamp;
@@ -114,15 +114,16 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
                     ips.finish()
                 },
                 || {
-                    let (strs, flags) = string_keys(indicators);
-                    strs.finish().map(|s| (s, flags))
+                    let ((strs, flags), filter) =
+                        rayon::join(|| string_keys(indicators), || kql_filter(indicators));
+                    strs.finish().map(|s| ((s, flags), filter))
                 },
             )
         },
     );
     let (records, blocks, strings) = recs?;
     let ip = ip?;
-    let (strs, flags) = strs?;
+    let ((strs, flags), kql_filter) = strs?;
     let mut header = vec![0u8; HEADER_LEN];
     header[..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -163,6 +164,7 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
         strs.filter,
         v4.interval_bitmap,
         v4.lone_filter,
+        kql_filter,
     ];
     // Each section starts on an 8-byte boundary after the previous one.
     let mut end = HEADER_LEN;
@@ -221,6 +223,34 @@ fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
     }
     (strs, flags)
 }
+
+/// The `KqlFilter` section: a Bloom filter (see [`strtable::filter_slot`]) over the tagged
+/// hash of every distinct non-empty raw `NetworkIP` and `DomainName` string, [`KQL_FILTER_BITS`]
+/// bits per string. A KQL-exact join is raw-string equality, so an event key the filter rules
+/// out joins nothing, and a hunt rules most keys out with one read and a hash of the key's
+/// bytes: no parse, no normalization. (`""` joins through the record flags instead.)
+fn kql_filter(indicators: &[Indicator]) -> Vec<u8> {
+    let raw = |tag: u8, s: &str| (!s.is_empty()).then(|| strtable::hash(tag, s.as_bytes()));
+    let mut hashes: Vec<u64> = indicators
+        .iter()
+        .flat_map(|ind| {
+            [
+                raw(TAG_RAW_NETWORK_IP, &ind.kql_network_ip),
+                raw(TAG_RAW_DOMAIN_NAME, &ind.kql_domain_name),
+            ]
+        })
+        .flatten()
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let words = (hashes.len() * KQL_FILTER_BITS).div_ceil(64);
+    strtable::filter_bytes_sized(hashes.into_iter(), words)
+}
+
+/// Bits per distinct string in the `KqlFilter`: about 2 % of absent keys pass (each then takes
+/// the full join); 1.2 bytes per indicator, where the string table's power-of-two sizing would
+/// spend up to 3.
+const KQL_FILTER_BITS: usize = 10;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to
 /// disk, then renamed over `path`. A reader sees the old file or the new one, never half.

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// The first 8 bytes of every index.
 pub const MAGIC: [u8; 8] = *b"IOCMATCH";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 /// Size of the fixed part of the header.
 pub const FIXED_HEADER: usize = 64;
 /// Byte offset of the CRC-32 in the header (zeroed while the checksum is computed).
@@ -81,10 +81,14 @@ pub enum Section {
     V4IntervalBitmap,
     /// Bloom filter over the lone IPv4 addresses, like `StrFilter` (empty without a bitmap).
     V4LoneFilter,
+    /// Bloom filter over every record's raw KQL join strings (`NetworkIP`, `DomainName`), read
+    /// like `StrFilter` but of any number of words: a KQL-exact join key it rules out joins
+    /// nothing.
+    KqlFilter,
 }
 
 /// Number of sections.
-pub const SECTIONS: usize = 23;
+pub const SECTIONS: usize = 24;
 
 impl Section {
     /// All sections in table order.
@@ -112,6 +116,7 @@ impl Section {
         Section::StrFilter,
         Section::V4IntervalBitmap,
         Section::V4LoneFilter,
+        Section::KqlFilter,
     ];
 }
 
@@ -410,6 +415,11 @@ impl Layout {
             StrFilter,
             super::strtable::filter_len_ok(self.len(StrFilter)),
             "length is not a power of two of 8-byte words",
+        )?;
+        want(
+            KqlFilter,
+            self.len(KqlFilter) % 8 == 0 && self.len(KqlFilter) >= 8,
+            "length is not a positive multiple of 8",
         )?;
         Ok(())
     }

@@ -172,6 +172,20 @@ impl<S: AsRef<[u8]>> Index<S> {
         )
     }
 
+    /// The confidence of record `id`, as [`Record::confidence`] gives it, decoding at most the
+    /// one string that holds it (most records keep it in their fixed part).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `id` is out of range or the record is malformed.
+    pub fn confidence(&self, id: u32) -> Result<Option<f64>> {
+        let fixed = self.fixed(id)?;
+        Ok(if fixed.confidence_in_block {
+            self.field(id, Field::Confidence)?.parse().ok()
+        } else {
+            fixed.confidence
+        })
+    }
+
     /// The fixed fields of record `id`: no strings are touched.
     ///
     /// # Errors
@@ -248,6 +262,23 @@ impl<S: AsRef<[u8]>> Index<S> {
             entries_at: self.at(Section::StrEntries),
             slots_at: self.at(Section::StrSlots),
         }
+    }
+
+    /// The KQL raw-key filter (see [`Index::kql_absent`]).
+    #[inline]
+    pub(crate) fn kql_filter(&self) -> KqlFilter<'_> {
+        KqlFilter {
+            words: self.sect(Section::KqlFilter),
+        }
+    }
+
+    /// Whether the KQL-exact join of event key `s` on `col` surely finds nothing: `s` is not
+    /// empty, and no record's raw `col` string has its hash in the index's KQL filter (about
+    /// 1 % of absent keys pass). `false` means "join it" ([`Index::visit_kql_network_ip`],
+    /// [`Index::visit_kql_domain_name`]); those joins check this first themselves.
+    #[inline]
+    pub fn kql_absent(&self, col: KqlColumn, s: &str) -> bool {
+        !s.is_empty() && !self.kql_filter().maybe(KqlFilter::hash(col, s))
     }
 
     fn checked(&self, id: u32) -> Result<u32> {
@@ -765,22 +796,23 @@ impl<S: AsRef<[u8]>> Index<S> {
         known: Option<(u8, bool)>,
         mut f: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
-        let (field, empty_flag, tag, raw_flag) = match col {
+        let (field, empty_flag, raw_flag) = match col {
             KqlColumn::NetworkIp => (
                 Field::KqlNetworkIp,
                 records::FLAG_KQL_IP_EMPTY,
-                TAG_RAW_NETWORK_IP,
                 format::FLAG_RAW_IP_PARSEABLE,
             ),
             KqlColumn::DomainName => (
                 Field::KqlDomainName,
                 records::FLAG_KQL_DOMAIN_EMPTY,
-                TAG_RAW_DOMAIN_NAME,
                 format::FLAG_RAW_DOMAIN_NORMALIZABLE,
             ),
         };
         if s.is_empty() {
             return self.visit_flagged(empty_flag, f);
+        }
+        if self.kql_absent(col, s) {
+            return Ok(());
         }
         let mut hits: Vec<u32> = Vec::new();
         let had_form = normalized(&mut hits)?;
@@ -805,7 +837,7 @@ impl<S: AsRef<[u8]>> Index<S> {
         if had_form && self.layout.flags & raw_flag == 0 {
             return Ok(());
         }
-        for id in self.strtable().get(tag, s.as_bytes())?.iter() {
+        for id in self.strtable().get(col.tag(), s.as_bytes())?.iter() {
             f(self.checked(id)?)?;
         }
         Ok(())
@@ -1028,10 +1060,56 @@ pub(crate) fn prefetch_opt(b: Option<&u8>) {
 }
 
 /// The two raw columns the KQL joins compare.
-#[derive(Clone, Copy)]
-enum KqlColumn {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KqlColumn {
+    /// `NetworkIP`, joined by the network query.
     NetworkIp,
+    /// `DomainName`, joined by the DNS query.
     DomainName,
+}
+
+impl KqlColumn {
+    /// The string-table tag of the column's raw strings, which also seeds their
+    /// [`KqlFilter`] hashes.
+    fn tag(self) -> u8 {
+        match self {
+            KqlColumn::NetworkIp => TAG_RAW_NETWORK_IP,
+            KqlColumn::DomainName => TAG_RAW_DOMAIN_NAME,
+        }
+    }
+}
+
+/// The `KqlFilter` section: a Bloom filter over every record's raw `NetworkIP` and
+/// `DomainName` strings. A KQL-exact join is raw-string equality, so a key the filter rules
+/// out joins nothing: one hash of the key's bytes and one read, where the join's own first
+/// step parses or normalizes the key.
+#[derive(Clone, Copy)]
+pub(crate) struct KqlFilter<'a> {
+    words: &'a [u8],
+}
+
+impl<'a> KqlFilter<'a> {
+    /// The hash the filter is probed with for event key `s` of `col`.
+    #[inline]
+    pub(crate) fn hash(col: KqlColumn, s: &str) -> u64 {
+        hash(col.tag(), s.as_bytes())
+    }
+
+    /// The filter byte a probe of hash `h` reads (for prefetching).
+    #[inline]
+    pub(crate) fn byte(&self, h: u64) -> Option<&'a u8> {
+        let words = self.words.len() / 8;
+        (words > 0)
+            .then(|| strtable::filter_slot(h, words).0 * 8)
+            .and_then(|at| self.words.get(at))
+    }
+
+    /// Whether a key of hash `h` may join (`false`: surely not, unless the key is `""`, which
+    /// joins through the record flags and is never probed here).
+    #[inline]
+    pub(crate) fn maybe(&self, h: u64) -> bool {
+        strtable::filter_maybe(self.words, h)
+    }
 }
 
 /// What [`Index::verify`] walked.

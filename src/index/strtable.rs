@@ -86,7 +86,14 @@ pub fn filter_words(keys: usize) -> usize {
 /// as the little-endian bytes of its words. The string table's and the lone IPv4 addresses'
 /// filters are both built here.
 pub(crate) fn filter_bytes(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u8> {
-    let mut filter = vec![0u64; filter_words(hashes.len())];
+    let words = filter_words(hashes.len());
+    filter_bytes_sized(hashes, words)
+}
+
+/// [`filter_bytes`] with `words` words (any number from 1: [`filter_slot`] reduces by
+/// multiply-shift, not by a mask).
+pub(crate) fn filter_bytes_sized(hashes: impl Iterator<Item = u64>, words: usize) -> Vec<u8> {
+    let mut filter = vec![0u64; words.max(1)];
     for h in hashes {
         let (w, mask) = filter_slot(h, filter.len());
         filter[w] |= mask;

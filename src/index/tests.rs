@@ -916,6 +916,101 @@ fn kql_raw_entries_that_look_like_addresses_are_still_found() {
     assert_ne!(idx.layout().flags, 0);
 }
 
+/// The KQL filter lets every raw join string through (so the joins, which consult it first,
+/// still equal a brute-force scan of the raw strings) and rules out most other strings.
+#[test]
+fn kql_filter_keeps_every_raw_string_and_drops_most_others() {
+    let mut r = Rng(11);
+    let mut inds = Vec::new();
+    for i in 0..6000u32 {
+        let ind = match i % 3 {
+            0 => ip_ind(&Ipv4Addr::from(r.next() as u32).to_string()),
+            1 => ip_ind(&format!("{}/24", Ipv4Addr::from(r.next() as u32 & !0xff))),
+            _ => {
+                // Mixed case: the raw string is what KQL compares, not the normalized key.
+                let d = format!("Host{}.Example{}.com", r.below(1000), r.below(50));
+                let mut ind = str_ind(Kind::Domain, &d);
+                ind.kql_domain_name = d;
+                ind
+            }
+        };
+        inds.push(ind);
+    }
+    let idx = build_index(&inds);
+    let raw = |col: KqlColumn, ind: &Indicator| match col {
+        KqlColumn::NetworkIp => ind.kql_network_ip.clone(),
+        KqlColumn::DomainName => ind.kql_domain_name.clone(),
+    };
+    let brute_kql = |col: KqlColumn, s: &str| -> Vec<u32> {
+        (0..inds.len() as u32)
+            .filter(|&i| raw(col, &inds[i as usize]) == s)
+            .collect()
+    };
+    let join = |col: KqlColumn, s: &str| match col {
+        KqlColumn::NetworkIp => sorted_ids(|f| idx.visit_kql_network_ip(s, f)),
+        KqlColumn::DomainName => sorted_ids(|f| idx.visit_kql_domain_name(s, f)),
+    };
+    for ind in &inds {
+        for col in [KqlColumn::NetworkIp, KqlColumn::DomainName] {
+            let s = raw(col, ind);
+            assert!(!idx.kql_absent(col, &s), "{col:?} {s:?}");
+            if !s.is_empty() {
+                assert_eq!(join(col, &s), brute_kql(col, &s), "{col:?} {s:?}");
+            }
+        }
+    }
+    // Other spellings of present keys and absent keys: joined exactly, mostly ruled out.
+    let (mut absent, mut passed) = (0u32, 0u32);
+    for (i, ind) in inds.iter().enumerate() {
+        let (col, s) = match i % 3 {
+            0 => (
+                KqlColumn::NetworkIp,
+                format!("{}", Ipv4Addr::from(r.next() as u32)),
+            ),
+            1 => (
+                KqlColumn::NetworkIp,
+                ind.kql_network_ip.replace("/24", "/25"),
+            ),
+            _ => (KqlColumn::DomainName, ind.kql_domain_name.to_lowercase()),
+        };
+        let want = brute_kql(col, &s);
+        assert_eq!(join(col, &s), want, "{col:?} {s:?}");
+        if want.is_empty() {
+            absent += 1;
+            passed += u32::from(!idx.kql_absent(col, &s));
+        }
+    }
+    assert!(absent > 5000, "{absent}");
+    assert!(
+        passed * 20 < absent,
+        "{passed} of {absent} absent keys passed"
+    );
+    // "" is never ruled out: it joins the records whose raw column is empty.
+    assert!(!idx.kql_absent(KqlColumn::NetworkIp, ""));
+}
+
+/// `verify` finds a raw join string missing from the KQL filter, and the joins do consult the
+/// filter: with it cleared, a present key joins nothing.
+#[test]
+fn verify_finds_a_raw_string_missing_from_the_kql_filter() {
+    let inds = vec![ip_ind("1.2.3.4"), str_ind(Kind::Domain, "evil.com")];
+    let mut bytes = build(&inds, Timestamp::from_unix_secs(1_700_000_000).unwrap()).unwrap();
+    let before = Index::from_bytes(bytes.clone()).unwrap();
+    assert_eq!(
+        sorted_ids(|f| before.visit_kql_network_ip("1.2.3.4", f)),
+        vec![0]
+    );
+    let range = before.layout.range(Section::KqlFilter);
+    assert!(!range.is_empty());
+    bytes[range].fill(0);
+    format::put_checksum(&mut bytes);
+    let idx = Index::from_bytes(bytes).unwrap();
+    let e = idx.verify().unwrap_err().to_string();
+    assert!(e.contains("missing from the KQL filter"), "{e}");
+    assert!(idx.kql_absent(KqlColumn::NetworkIp, "1.2.3.4"));
+    assert!(sorted_ids(|f| idx.visit_kql_network_ip("1.2.3.4", f)).is_empty());
+}
+
 #[test]
 fn suffix_hashes_are_the_hashes_of_every_label_suffix() {
     // Against the label suffixes spelled out by hand (each hashed on its own).

@@ -5,7 +5,7 @@
 use super::format::{self, Section};
 use super::iptrie::{self, FamilyView};
 use super::records::{self, Field};
-use super::{Index, VerifySummary};
+use super::{Index, KqlColumn, VerifySummary};
 use crate::error::{Error, Result};
 use crate::indicator::Kind;
 
@@ -40,6 +40,21 @@ impl<S: AsRef<[u8]>> Index<S> {
                         + records::KIND_AT,
                     "record marked as its own KQL key, but its raw column differs",
                 ));
+            }
+            // The KQL filter must let every raw join string through.
+            for (col, field) in [
+                (KqlColumn::NetworkIp, Field::KqlNetworkIp),
+                (KqlColumn::DomainName, Field::KqlDomainName),
+            ] {
+                if self.kql_absent(col, r.field(field)) {
+                    return Err(Error::corrupt(
+                        self.at(Section::KqlFilter),
+                        format!(
+                            "record {}'s raw {col:?} string is missing from the KQL filter",
+                            r.id
+                        ),
+                    ));
+                }
             }
         }
         let mut sum = VerifySummary {
