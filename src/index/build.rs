@@ -4,6 +4,7 @@ use super::format::{self, Section, FIXED_HEADER, HEADER_LEN, MAGIC, SECTIONS, VE
 use super::iptrie::IpBuilder;
 use super::records::RecordsBuilder;
 use super::strtable::{self, StrTableBuilder, TAG_RAW_DOMAIN_NAME, TAG_RAW_NETWORK_IP};
+use super::{KqlColumn, KqlFilter};
 use crate::error::{Error, Result};
 use crate::indicator::{normalize_domain, parse_ip_addr, Indicator, Key, Kind};
 use crate::time::Timestamp;
@@ -230,13 +231,13 @@ fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
 /// out joins nothing, and a hunt rules most keys out with one read and a hash of the key's
 /// bytes: no parse, no normalization. (`""` joins through the record flags instead.)
 fn kql_filter(indicators: &[Indicator]) -> Vec<u8> {
-    let raw = |tag: u8, s: &str| (!s.is_empty()).then(|| strtable::hash(tag, s.as_bytes()));
+    let raw = |col: KqlColumn, s: &str| (!s.is_empty()).then(|| KqlFilter::hash(col, s));
     let mut hashes: Vec<u64> = indicators
         .iter()
         .flat_map(|ind| {
             [
-                raw(TAG_RAW_NETWORK_IP, &ind.kql_network_ip),
-                raw(TAG_RAW_DOMAIN_NAME, &ind.kql_domain_name),
+                raw(KqlColumn::NetworkIp, &ind.kql_network_ip),
+                raw(KqlColumn::DomainName, &ind.kql_domain_name),
             ]
         })
         .flatten()

@@ -989,6 +989,60 @@ fn kql_filter_keeps_every_raw_string_and_drops_most_others() {
     assert!(!idx.kql_absent(KqlColumn::NetworkIp, ""));
 }
 
+/// The KQL filter's hash is part of the format: [`kql_hash`] must equal its definition in
+/// FORMAT.md, written here with words assembled byte by byte, for every length up to 48.
+#[test]
+fn kql_hash_matches_its_definition() {
+    fn word(b: &[u8]) -> u64 {
+        b.iter()
+            .enumerate()
+            .fold(0, |w, (i, &c)| w | u64::from(c) << (8 * i))
+    }
+    fn mum(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    fn reference(tag: u8, k: &[u8]) -> u64 {
+        let (p0, p1) = (0xa076_1d64_78bd_642f_u64, 0xe703_7ed1_a0b4_28db_u64);
+        let n = k.len();
+        let seed = (u64::from(tag) << 56) ^ n as u64;
+        if n > 16 {
+            let mut h = seed;
+            let mut at = 0;
+            while at + 16 < n {
+                h = mum(
+                    word(&k[at..at + 8]) ^ p0 ^ h,
+                    word(&k[at + 8..at + 16]) ^ p1,
+                );
+                at += 16;
+            }
+            return mum(
+                word(&k[n - 16..n - 8]) ^ p0 ^ h,
+                word(&k[n - 8..]) ^ p1 ^ seed,
+            );
+        }
+        let (a, b) = if n >= 8 {
+            (word(&k[..8]), word(&k[n - 8..]))
+        } else if n >= 4 {
+            (word(&k[..4]), word(&k[n - 4..]))
+        } else if n > 0 {
+            (word(&[k[n - 1], k[n / 2], k[0]]), 0)
+        } else {
+            (0, 0)
+        };
+        mum(a ^ p0 ^ seed, b ^ p1)
+    }
+    let bytes: Vec<u8> = (0..48u32).map(|i| (i * 41 + 7) as u8).collect();
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..=48 {
+        for tag in [TAG_RAW_NETWORK_IP, TAG_RAW_DOMAIN_NAME] {
+            let h = kql_hash(tag, &bytes[..n]);
+            assert_eq!(h, reference(tag, &bytes[..n]), "length {n}");
+            assert!(seen.insert(h), "length {n}: a repeated hash");
+        }
+    }
+}
+
 /// `verify` finds a raw join string missing from the KQL filter, and the joins do consult the
 /// filter: with it cleared, a present key joins nothing.
 #[test]
