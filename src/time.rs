@@ -245,6 +245,32 @@ fn fixed_then_fraction(b: &[u8], len: usize) -> Option<(&[u8], i64)> {
     Some((fixed, ticks7(frac)?))
 }
 
+/// `.fffffffZ` (exactly seven fraction digits) as 100 ns ticks, without a loop: the digits
+/// are read as one little-endian word, checked and combined with three multiplies (digit
+/// pairs, then quads, then the eight; a `0` stands in front). `None` for any other shape.
+#[inline]
+fn fraction7z(b: &[u8]) -> Option<i64> {
+    let (&b'.', rest) = b.split_first()? else {
+        return None;
+    };
+    let w = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    if rest.len() != 8 || w >> 56 != u64::from(b'Z') {
+        return None;
+    }
+    let d = w << 8 | u64::from(b'0');
+    // Every byte in '0'..='9': high nibble 3, and still 3 after adding 6 to the low one (a
+    // carry out of a byte comes only from a byte that already fails).
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let ok = (d & HI) | ((d.wrapping_add(0x0606_0606_0606_0606) & HI) >> 4);
+    if ok != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = (d & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    let v = (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32;
+    Some(v as i64)
+}
+
 /// The two ASCII digits at `b[i..i + 2]` as a number.
 #[inline]
 fn two_digits(b: &[u8], i: usize) -> Option<u32> {
@@ -270,22 +296,42 @@ fn ticks7(frac: &[u8]) -> Option<i64> {
 /// Parses the times of one log in order, as [`Timestamp::parse`] does, remembering the hour
 /// of the last `yyyy-MM-ddTHH:mm:ss[.f{1,7}]Z` time it read: a log's consecutive records
 /// nearly always share it, and then only the minutes, seconds and fraction are left to read.
+/// It also remembers the second of the last such time with seven fraction digits (the layout
+/// Sentinel and most .NET writers use): a busy log's next record shares that too, and then
+/// only the fraction is read, eight bytes at once.
 #[derive(Clone, Debug, Default)]
 pub struct TimeCursor {
     /// `yyyy-MM-ddTHH` of the last fixed-layout time, when `base` is known.
     hour: [u8; 13],
     /// Ticks at the start of that hour.
     base: Option<i64>,
+    /// `yyyy-MM-ddTHH:mm:ss` of the last fixed-layout time with seven fraction digits, and
+    /// the ticks at the start of that second (`:60`, a leap second, folds into the next).
+    second: Option<([u8; 19], i64)>,
 }
 
 impl TimeCursor {
-    /// [`Timestamp::parse`], with the shortcut above.
+    /// [`Timestamp::parse`], with the shortcuts above.
     #[inline]
     pub fn parse(&mut self, s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
+        if let Some((text, start)) = &self.second {
+            if b.len() == 28 && b[..19] == text[..] {
+                if let Some(sub) = fraction7z(&b[19..]) {
+                    return Timestamp::from_ticks(start + sub);
+                }
+            }
+        }
         if let Some(base) = self.base {
             if b.get(..13) == Some(&self.hour[..]) {
                 if let Some(t) = within_hour(&b[13..], base) {
+                    if let (Some(t), Some(head)) = (t, b.get(..19)) {
+                        if let Some(sub) = b.get(19..).and_then(fraction7z) {
+                            let mut text = [0; 19];
+                            text.copy_from_slice(head);
+                            self.second = Some((text, t.0 - sub));
+                        }
+                    }
                     return t;
                 }
             }
@@ -563,6 +609,79 @@ mod tests {
             shortcut_valid > 50_000,
             "shortcut taken {shortcut_valid} times"
         );
+    }
+
+    /// [`fraction7z`] agrees with the loop that reads a fraction digit by digit, on every
+    /// byte in every position and on random digits.
+    #[test]
+    fn fraction7z_agrees_with_the_digit_loop() {
+        let reference = |b: &[u8]| -> Option<i64> {
+            let frac = b.strip_prefix(b".")?.strip_suffix(b"Z")?;
+            (frac.len() == 7).then_some(())?;
+            ticks7(frac)
+        };
+        let mut rng = crate::gen::Rng::new(0x7143_0002);
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let mut s = format!(".{:07}Z", rng.below(10_000_000)).into_bytes();
+            assert_eq!(fraction7z(&s), reference(&s), "{s:?}");
+            assert!(fraction7z(&s).is_some());
+            let at = rng.below(9) as usize;
+            for c in 0..=255u8 {
+                s[at] = c;
+                assert_eq!(fraction7z(&s), reference(&s), "{s:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 5_000_000);
+        for bad in [&b".1234567Z "[..], b".123456Z", b".12345678", b"", b"."] {
+            assert_eq!(fraction7z(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The cursor's same-second shortcut gives [`Timestamp::parse`]'s answer on runs of times
+    /// within one second (seven fraction digits, as busy logs write them), with mutated bytes,
+    /// other fraction lengths, leap seconds and the ends of the range mixed in.
+    #[test]
+    fn time_cursor_same_second_shortcut_agrees_with_parse() {
+        let mut rng = crate::gen::Rng::new(0x7143_0003);
+        let mut next = move |n: u64| rng.below(n);
+        let seconds = [
+            "2024-12-02T00:00:00",
+            "2024-12-31T23:59:60",
+            "2024-02-29T12:34:56",
+            "9999-12-31T23:59:59",
+            "0001-01-01T00:00:00",
+            "2024-12-02T00:60:00",
+        ];
+        let alphabet = b"0123456789:.Z zT-";
+        let mut cursor = TimeCursor::default();
+        let mut shortcut = 0;
+        let mut second = seconds[0];
+        for _ in 0..300_000 {
+            if next(10) == 0 {
+                second = seconds[next(seconds.len() as u64) as usize];
+            }
+            let digits = if next(8) == 0 { next(9) } else { 7 } as usize;
+            let frac = format!("{:07}", next(10_000_000));
+            let frac = match digits {
+                0 => String::new(),
+                n => format!(".{}", &frac[..n.min(7)]) + &"5".repeat(n.saturating_sub(7)),
+            };
+            let mut s = format!("{second}{frac}Z").into_bytes();
+            if next(5) == 0 {
+                let at = next(s.len() as u64) as usize;
+                s[at] = alphabet[next(alphabet.len() as u64) as usize];
+            }
+            let text = String::from_utf8(s).unwrap();
+            let taken = cursor
+                .second
+                .is_some_and(|(t, _)| text.len() == 28 && text.as_bytes()[..19] == t);
+            let got = cursor.parse(&text);
+            assert_eq!(got, Timestamp::parse(&text), "{text}");
+            shortcut += usize::from(taken && got.is_some());
+        }
+        assert!(shortcut > 100_000, "shortcut taken {shortcut} times");
     }
 
     /// The fixed-offset fast path agrees with the general parser wherever it answers, and
