@@ -659,6 +659,20 @@ mod tests {
         }
     }
 
+    /// `index` with a KQL filter that lets every key through, so that every key of a kql
+    /// hunt takes the batch's second, parsed probe.
+    fn saturated_kql_filter(index: &Index<Vec<u8>>) -> Index<Vec<u8>> {
+        let mut bytes = index.as_bytes().to_vec();
+        let range = index
+            .layout()
+            .range(crate::index::format::Section::KqlFilter);
+        bytes[range].fill(0xff);
+        crate::index::format::put_checksum(&mut bytes);
+        let index = Index::from_bytes(bytes).unwrap();
+        assert!(!index.kql_absent(crate::index::KqlColumn::NetworkIp, "192.0.2.1"));
+        index
+    }
+
     /// An index of `rows`, each expiring long after the tests' clock.
     fn live_index(mut rows: Vec<crate::indicator::Indicator>) -> Index<Vec<u8>> {
         let future = Timestamp::from_unix_secs(2_000_000_000).unwrap();
@@ -690,13 +704,16 @@ mod tests {
             index.layout().flags & crate::index::format::FLAG_RAW_DOMAIN_NORMALIZABLE,
             0
         );
-        kql_batch_reaches_raw_rows(
-            &mut index,
-            Query::Dns,
-            "TimeGenerated,ClientIP,Name",
-            ("Odd.Example", "evil.example"),
-            |i| format!("host{i}.example"),
-        );
+        let mut all_pass = saturated_kql_filter(&index);
+        for index in [&mut index, &mut all_pass] {
+            kql_batch_reaches_raw_rows(
+                index,
+                Query::Dns,
+                "TimeGenerated,ClientIP,Name",
+                ("Odd.Example", "evil.example"),
+                |i| format!("host{i}.example"),
+            );
+        }
     }
 
     /// The same for the network query: a row whose raw `NetworkIP` is an address it has no
@@ -714,13 +731,16 @@ mod tests {
         plain.kql_network_ip = "10.1.2.3".into();
         let mut index = live_index(vec![plain, odd]);
         assert!(index.ipv4_absent("9.9.9.9".parse().unwrap(), false));
-        kql_batch_reaches_raw_rows(
-            &mut index,
-            Query::Network,
-            "TimeGenerated,SourceIP,DestinationIP",
-            ("9.9.9.9", "10.1.2.3"),
-            |i| format!("172.16.{}.{}", i / 256, i % 256),
-        );
+        let mut all_pass = saturated_kql_filter(&index);
+        for index in [&mut index, &mut all_pass] {
+            kql_batch_reaches_raw_rows(
+                index,
+                Query::Network,
+                "TimeGenerated,SourceIP,DestinationIP",
+                ("9.9.9.9", "10.1.2.3"),
+                |i| format!("172.16.{}.{}", i / 256, i % 256),
+            );
+        }
     }
 
     /// The report counts the indicators not live at `now`: expired ones, and in kql mode those
