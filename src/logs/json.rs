@@ -189,10 +189,25 @@ fn walk<K>(
     None
 }
 
+/// Skips whitespace inside a record: JSON's, but for the newline, which ends an NDJSON
+/// record (so that [`scan`] can walk a record before it knows where its line ends).
 #[inline]
 fn ws(b: &[u8], mut p: usize) -> usize {
     while let Some(c) = b.get(p) {
-        if !matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+        if !matches!(c, b' ' | b'\t' | b'\r') {
+            break;
+        }
+        p += 1;
+    }
+    p
+}
+
+/// Skips the whitespace a line may have around its record (what `trim_ascii` trims, but the
+/// newline).
+#[inline]
+fn line_ws(b: &[u8], mut p: usize) -> usize {
+    while let Some(c) = b.get(p) {
+        if !matches!(c, b' ' | b'\t' | b'\r' | b'\x0c') {
             break;
         }
         p += 1;
@@ -210,8 +225,8 @@ fn string<'a>(b: &'a [u8], t: Option<&'a str>, p: usize) -> Option<(Cow<'a, str>
     let start = p + 1;
     let k = quote_or_backslash(b, start)?;
     if b[k] == b'"' {
-        let s = match t {
-            Some(t) => t.get(start..k)?,
+        let s = match t.and_then(|t| t.get(start..k)) {
+            Some(s) => s,
             None => std::str::from_utf8(&b[start..k]).ok()?,
         };
         return Some((Cow::Borrowed(s), k + 1));
@@ -344,22 +359,24 @@ fn scalar_end(b: &[u8], mut p: usize) -> usize {
     b.len()
 }
 
-/// The first `"` or `\\` at or after `from`, sixteen bytes at a time: JSON strings in logs are
-/// short (an address or a timestamp is one or two steps), and a `memchr2` call costs more
-/// than it saves on a few bytes.
+/// The first `"`, `\\` or newline at or after `from`, sixteen bytes at a time: JSON strings in
+/// logs are short (an address or a timestamp is one or two steps), and a `memchr2` call costs
+/// more than it saves on a few bytes. A newline there ends the record: no JSON string holds
+/// one raw.
 #[inline]
 fn quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
-    crate::blockmask::find_any(b, from, [b'"', b'\\'])
+    crate::blockmask::find_any(b, from, [b'"', b'\\', b'\n'])
 }
 
 fn string_end(b: &[u8], p: usize) -> Option<usize> {
     let mut i = p + 1;
     loop {
         let k = quote_or_backslash(b, i)?;
-        if b[k] == b'"' {
-            return Some(k + 1);
+        match b[k] {
+            b'"' => return Some(k + 1),
+            b'\\' if b.get(k + 1).is_some_and(|&c| c != b'\n') => i = k + 2,
+            _ => return None,
         }
-        i = k + 2;
     }
 }
 
@@ -566,6 +583,10 @@ fn top_object<'a>(
     )
 }
 
+/// Scans NDJSON records. Each is walked from its first byte, before its line's end is known:
+/// a well-formed record holds no raw newline (JSON escapes them in strings, and the walk's
+/// whitespace excludes it), so it ends on its own line, and only a malformed one needs a
+/// search for its line's end. (Searching every line's end first read each record twice.)
 pub(super) fn scan<'a>(
     paths: &Paths,
     b: &'a [u8],
@@ -578,22 +599,32 @@ pub(super) fn scan<'a>(
     let mut pos = 0;
     let mut shape = Shape::default();
     while pos < b.len() {
-        let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |k| pos + k);
-        let raw = &b[pos..end];
-        let l = raw.trim_ascii_start();
-        let from = pos + (raw.len() - l.len());
-        let l = l.trim_ascii_end();
-        if !l.is_empty() {
-            if end - pos > MAX_RECORD {
-                bad(line, pos..end, Malformed::TooLong);
-            } else {
-                let mut fields: Fields<'a> = Default::default();
-                let t = text.get(from..from + l.len());
-                match top_object(l, t, paths, &mut shape, &mut fields) {
-                    Some(after) if ws(l, after) == l.len() => rec(line, pos..end, fields),
-                    _ => bad(line, pos..end, Malformed::Json),
-                }
+        let from = line_ws(b, pos);
+        match b.get(from) {
+            // Blank lines hold no record (a last one without its newline counts as a line).
+            Some(b'\n') => {
+                line += 1;
+                pos = from + 1;
+                continue;
             }
+            None => {
+                line += 1;
+                break;
+            }
+            Some(_) => {}
+        }
+        let mut fields: Fields<'a> = Default::default();
+        let walked = top_object(&b[from..], text.get(from..), paths, &mut shape, &mut fields)
+            .map(|after| line_ws(b, from + after))
+            .filter(|&e| e == b.len() || b[e] == b'\n');
+        let end = walked
+            .unwrap_or_else(|| memchr::memchr(b'\n', &b[from..]).map_or(b.len(), |k| from + k));
+        if end - pos > MAX_RECORD {
+            bad(line, pos..end, Malformed::TooLong);
+        } else if walked.is_some() {
+            rec(line, pos..end, fields);
+        } else {
+            bad(line, pos..end, Malformed::Json);
         }
         line += 1;
         pos = end + 1;
@@ -674,6 +705,120 @@ not json
                 ),
             ]
         );
+    }
+
+    /// [`scan`] walks each record before it knows its line's end; it must read exactly what
+    /// cutting the chunk into lines first and reading each line on its own reads: the same
+    /// records (line, span, fields), the same malformed lines, the same line count. On
+    /// records built from pieces (raw newlines inside strings and between members, escaped
+    /// newlines, form feeds, CR, stray bytes, invalid UTF-8), cut and mutated at random.
+    #[test]
+    fn walking_records_first_reads_what_cutting_lines_first_reads() {
+        type Recs = Vec<(u64, std::ops::Range<usize>, Vec<Option<String>>)>;
+        type Bads = Vec<(u64, std::ops::Range<usize>, Malformed)>;
+        fn by_lines(paths: &Paths, b: &[u8], first_line: u64) -> (Recs, Bads, u64) {
+            let text = crate::logs::valid_prefix(b);
+            let (mut recs, mut bads) = (Vec::new(), Vec::new());
+            let mut line = first_line;
+            let mut pos = 0;
+            let mut shape = Shape::default();
+            while pos < b.len() {
+                let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |k| pos + k);
+                let raw = &b[pos..end];
+                let l = raw.trim_ascii_start();
+                let from = pos + (raw.len() - l.len());
+                let l = l.trim_ascii_end();
+                if !l.is_empty() {
+                    if end - pos > MAX_RECORD {
+                        bads.push((line, pos..end, Malformed::TooLong));
+                    } else {
+                        let mut fields: Fields<'_> = Default::default();
+                        let t = text.get(from..from + l.len());
+                        match top_object(l, t, paths, &mut shape, &mut fields) {
+                            Some(after) if ws(l, after) == l.len() => recs.push((
+                                line,
+                                pos..end,
+                                fields
+                                    .iter()
+                                    .map(|f| f.as_deref().map(str::to_string))
+                                    .collect(),
+                            )),
+                            _ => bads.push((line, pos..end, Malformed::Json)),
+                        }
+                    }
+                }
+                line += 1;
+                pos = end + 1;
+            }
+            (recs, bads, line - first_line)
+        }
+        let c = crate::logs::testing::cands(&[&["t"], &["s"], &["k"], &["x.y"]]);
+        let head = br#"{"t":"1","s":"2","k":"3","x":{"y":"4"}}"#;
+        let Reader::Json(paths) = prepare(head, &c).unwrap().reader else {
+            unreachable!()
+        };
+        let pieces: [&[u8]; 24] = [
+            br#"{"n":"a\"#,
+            br#"{"n":"b"#,
+            br#"{"t":"2024-01-01T00:00:00Z","s":"10.0.0.1","k":"evil.com","n":5}"#,
+            br#"{"k":"a\nb","t":null}"#,
+            br#"{"k":"x"#,
+            b"\n",
+            b"\n",
+            b"\r\n",
+            b" ",
+            b"\x0c",
+            b"\t",
+            br#"{"x":{"y":[1,"a b",{"z":"}"}]},"k":"q"}"#,
+            br#"{"k":"\\"}"#,
+            br#""}"#,
+            b"\\",
+            b"\"",
+            b"{",
+            b"}",
+            b",",
+            b":",
+            b"\xff",
+            b"\xc3\xa9",
+            br#"{"s":"\u00e9\ud83d\ude00","k":"v"} x"#,
+            br#"{"k" : "sp" , "t" : 7 }"#,
+        ];
+        let mut rng = crate::gen::Rng::new(0x15_0000_0002);
+        let mut records = 0;
+        for _ in 0..4000 {
+            let mut b = Vec::new();
+            for _ in 0..rng.below(30) {
+                b.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+                if rng.below(3) == 0 {
+                    b.push(b'\n');
+                }
+            }
+            if !b.is_empty() && rng.below(4) == 0 {
+                let at = rng.below(b.len() as u64) as usize;
+                b[at] = b"{}\"\n :,\\a\r"[rng.below(10) as usize];
+            }
+            let mut recs = Vec::new();
+            let mut bads = Vec::new();
+            let lines = scan(
+                &paths,
+                &b,
+                7,
+                &mut |l, span, f| {
+                    let f = f.iter().map(|f| f.as_deref().map(str::to_string));
+                    recs.push((l, span, f.collect()))
+                },
+                &mut |l, span, why| bads.push((l, span, why)),
+            );
+            let want = by_lines(&paths, &b, 7);
+            records += want.0.len();
+            assert_eq!(
+                (recs, bads, lines),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert!(records > 2000, "{records} records");
     }
 
     /// String values of every length, with escapes at random places and invalid UTF-8 lines

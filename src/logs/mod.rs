@@ -242,7 +242,7 @@ fn utf8(b: &[u8]) -> Option<&str> {
 /// The longest valid UTF-8 prefix of `b` (all of it, nearly always), checked in one pass: the
 /// readers slice a chunk's fields from it instead of checking each. `simdutf8` checks ASCII
 /// text several times faster than `std` (runtime-detected AVX2 / SSE4.2) with the same verdict.
-fn valid_prefix(b: &[u8]) -> &str {
+pub(crate) fn valid_prefix(b: &[u8]) -> &str {
     match simdutf8::compat::from_utf8(b) {
         Ok(t) => t,
         Err(e) => simdutf8::compat::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
