@@ -115,9 +115,8 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
                     ips.finish()
                 },
                 || {
-                    let ((strs, flags), filter) =
-                        rayon::join(|| string_keys(indicators), || kql_filter(indicators));
-                    strs.finish().map(|s| ((s, flags), filter))
+                    let (strs, flags, kql) = string_keys(indicators);
+                    strs.finish().map(|s| ((s, flags), kql_filter(kql)))
                 },
             )
         },
@@ -188,12 +187,23 @@ pub fn build_image(indicators: &[Indicator], build_time: Timestamp) -> Result<Im
 /// The string-key table: normalized string keys, plus the KQL raw keys that no normalized
 /// lookup followed by a raw-string comparison would reach (and only those, so that the two
 /// paths of `Index::visit_kql_network_ip` never report a record twice). `""` is found through
-/// the record flags instead.
-fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
+/// the record flags instead. Also returns the [`KqlFilter`] hashes of every non-empty raw
+/// string, taken here while the strings are in cache rather than in a pass of their own over
+/// a million records' strings.
+fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32, Vec<u64>) {
     let mut strs = StrTableBuilder::default();
     let mut flags = 0u32;
+    let mut kql = Vec::with_capacity(indicators.len());
     for (i, ind) in indicators.iter().enumerate() {
         let id = i as u32;
+        for (col, s) in [
+            (KqlColumn::NetworkIp, &ind.kql_network_ip),
+            (KqlColumn::DomainName, &ind.kql_domain_name),
+        ] {
+            if !s.is_empty() {
+                kql.push(KqlFilter::hash(col, s));
+            }
+        }
         for key in &ind.keys {
             if let Key::Str(kind, s) = key {
                 strs.add(kind.tag(), s.as_bytes(), id);
@@ -222,33 +232,22 @@ fn string_keys(indicators: &[Indicator]) -> (StrTableBuilder, u32) {
             }
         }
     }
-    (strs, flags)
+    (strs, flags, kql)
 }
 
-/// The `KqlFilter` section: a Bloom filter (see [`strtable::filter_slot`]) over the tagged
-/// hash of every distinct non-empty raw `NetworkIP` and `DomainName` string, [`KQL_FILTER_BITS`]
-/// bits per string. A KQL-exact join is raw-string equality, so an event key the filter rules
-/// out joins nothing, and a hunt rules most keys out with one read and a hash of the key's
-/// bytes: no parse, no normalization. (`""` joins through the record flags instead.)
-fn kql_filter(indicators: &[Indicator]) -> Vec<u8> {
-    let raw = |col: KqlColumn, s: &str| (!s.is_empty()).then(|| KqlFilter::hash(col, s));
-    let mut hashes: Vec<u64> = indicators
-        .iter()
-        .flat_map(|ind| {
-            [
-                raw(KqlColumn::NetworkIp, &ind.kql_network_ip),
-                raw(KqlColumn::DomainName, &ind.kql_domain_name),
-            ]
-        })
-        .flatten()
-        .collect();
-    hashes.sort_unstable();
-    hashes.dedup();
+/// The `KqlFilter` section: a Bloom filter (see [`strtable::filter_slot`]) over `hashes`, the
+/// [`KqlFilter`] hash of every record's non-empty raw `NetworkIP` and `DomainName` string,
+/// [`KQL_FILTER_BITS`] bits per string (repeated strings included: sorting them out cost
+/// more time than their few bits). A KQL-exact join is raw-string equality, so an event key
+/// the filter rules out joins nothing, and a hunt rules most keys out with one read and a
+/// hash of the key's bytes: no parse, no normalization. (`""` joins through the record flags
+/// instead.)
+fn kql_filter(hashes: Vec<u64>) -> Vec<u8> {
     let words = (hashes.len() * KQL_FILTER_BITS).div_ceil(64);
     strtable::filter_bytes_sized(hashes.into_iter(), words)
 }
 
-/// Bits per distinct string in the `KqlFilter`: about 2 % of absent keys pass (each then takes
+/// Bits per string in the `KqlFilter`: about 2 % of absent keys pass (each then takes
 /// the full join); 1.2 bytes per indicator, where the string table's power-of-two sizing would
 /// spend up to 3.
 const KQL_FILTER_BITS: usize = 10;
