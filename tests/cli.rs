@@ -614,3 +614,47 @@ fn hunt_on_a_stream_drops_an_endless_record_with_bounded_memory() {
     assert!(err.contains("record longer than 1 MiB"), "{err}");
     assert!(err.contains("line 3"), "{err}");
 }
+
+/// The indicator columns `--with` adds read the record's fixed part and one string each; their
+/// values must be the STIX object's (the third `indicator--…0001` version in
+/// `data/stix-bundle.json`: valid 2026-01-10 to 2026-12-31, confidence 85, its name and
+/// description), with `null` where the object has none.
+#[test]
+fn hunt_with_indicator_columns_reads_each_from_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, o) = compile(dir.path(), &[data("stix-bundle.json")], &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let log = dir.path().join("net.csv");
+    std::fs::write(
+        &log,
+        "TimeGenerated,SourceIP,DestinationIP\n2026-06-01T00:00:00Z,10.0.0.1,203.0.113.7\n",
+    )
+    .unwrap();
+    let o = bin()
+        .args(["hunt", "network", "--now", "2026-06-01", "--format", "ndjson", "-q"])
+        .args(["--with", "ValidFrom,ExpirationDateTime,IndicatorType,Name,Tags"])
+        .arg("--index")
+        .arg(&idx)
+        .arg(&log)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    let r = &rows[0];
+    assert_eq!(r["DestinationIP"], "203.0.113.7");
+    assert_eq!(r["ConfidenceScore"], 85.0);
+    assert_eq!(
+        r["Description"],
+        "Moved to a new address; the domain now resolves there too."
+    );
+    assert_eq!(r["ValidFrom"], "2026-01-10T00:00:00Z");
+    assert_eq!(r["ExpirationDateTime"], "2026-12-31T00:00:00Z");
+    assert_eq!(r["IndicatorType"], "ipv4");
+    assert_eq!(r["Name"], "C2 server (v3)");
+    assert_eq!(r["Tags"], "");
+}
