@@ -631,8 +631,19 @@ fn hunt_with_indicator_columns_reads_each_from_the_record() {
     )
     .unwrap();
     let o = bin()
-        .args(["hunt", "network", "--now", "2026-06-01", "--format", "ndjson", "-q"])
-        .args(["--with", "ValidFrom,ExpirationDateTime,IndicatorType,Name,Tags"])
+        .args([
+            "hunt",
+            "network",
+            "--now",
+            "2026-06-01",
+            "--format",
+            "ndjson",
+            "-q",
+        ])
+        .args([
+            "--with",
+            "ValidFrom,ExpirationDateTime,IndicatorType,Name,Tags",
+        ])
         .arg("--index")
         .arg(&idx)
         .arg(&log)

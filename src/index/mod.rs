@@ -274,7 +274,7 @@ impl<S: AsRef<[u8]>> Index<S> {
 
     /// Whether the KQL-exact join of event key `s` on `col` surely finds nothing: `s` is not
     /// empty, and no record's raw `col` string has its hash in the index's KQL filter (about
-    /// 1 % of absent keys pass). `false` means "join it" ([`Index::visit_kql_network_ip`],
+    /// 2 % of absent keys pass). `false` means "join it" ([`Index::visit_kql_network_ip`],
     /// [`Index::visit_kql_domain_name`]); those joins check this first themselves.
     #[inline]
     pub fn kql_absent(&self, col: KqlColumn, s: &str) -> bool {
