@@ -1365,3 +1365,39 @@ fn csv_record_longer_than_the_limit_with_quoted_newlines() {
         "{err}"
     );
 }
+
+/// NDJSON has no header: a first record longer than a record may be (here 3 MiB) is dropped
+/// and counted like any other, not taken for a stream that is not NDJSON; the hunt reads the
+/// same file the same way.
+#[test]
+fn a_first_ndjson_record_longer_than_the_limit_is_skipped() {
+    let (dir, idx) = feed_f_index();
+    let idx_s = idx.to_str().unwrap();
+    let input = format!(
+        "{{\"TimeGenerated\":\"2024-05-01T00:00:00Z\",\"SourceIP\":\"10.0.0.0\",\"DestinationIP\":\"203.0.113.7\",\"Pad\":\"{}\"}}\n\
+         {{\"TimeGenerated\":\"2024-05-01T00:00:01Z\",\"SourceIP\":\"10.0.0.1\",\"DestinationIP\":\"203.0.113.7\"}}\n",
+        "x".repeat(3 << 20)
+    );
+    let o = filter(&["network", "--index", idx_s], input.as_bytes());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].contains(r#""SourceIP":"10.0.0.1""#), "{out}");
+    assert!(err.contains("1 record longer than 1 MiB"), "{err}");
+    let log = dir.path().join("long-first.ndjson");
+    std::fs::write(&log, &input).unwrap();
+    let o = bin()
+        .args(["hunt", "network", "--index", idx_s, "--with", "Line"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().ends_with(",2"), "{out}");
+    assert!(
+        err.contains("1 record longer than 1 MiB; first at line 1"),
+        "{err}"
+    );
+}

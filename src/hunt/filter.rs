@@ -259,9 +259,13 @@ impl Filter {
             .input_format
             .unwrap_or_else(|| LogFormat::detect(data));
         // The header must be whole: CSV one line, Zeek every leading `#` line plus one record
-        // line (or the end), NDJSON a first line to sample.
+        // line (or the end), NDJSON a first line to sample (unless that line is longer than a
+        // record may be: it is then skipped as too long, as the hunt skips it).
         let complete = match format {
-            LogFormat::Csv | LogFormat::Ndjson => eof || memchr::memchr(b'\n', data).is_some(),
+            LogFormat::Csv => eof || memchr::memchr(b'\n', data).is_some(),
+            LogFormat::Ndjson => {
+                eof || data.len() > logs::MAX_RECORD || memchr::memchr(b'\n', data).is_some()
+            }
             LogFormat::ZeekTsv => {
                 eof || data
                     .split_inclusive(|&b| b == b'\n')

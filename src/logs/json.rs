@@ -58,7 +58,11 @@ pub(super) fn prepare(
             }
         }
     }
-    if !parsed_any && head.iter().any(|b| !b.is_ascii_whitespace()) {
+    // A first record longer than the head (which holds MAX_RECORD bytes at most) is too long
+    // to read anyway: it is skipped as such, and the fields are looked up by their first
+    // candidate names, as when the sample lacks them.
+    let first_too_long = head.len() >= MAX_RECORD && !head.contains(&b'\n');
+    if !parsed_any && !first_too_long && head.iter().any(|b| !b.is_ascii_whitespace()) {
         return Err("the first lines are not JSON objects".into());
     }
     let found = super::resolve(&seen, candidates);
@@ -819,6 +823,33 @@ not json
             );
         }
         assert!(records > 2000, "{records} records");
+    }
+
+    /// A first record longer than the head that detection reads (1 MiB) is skipped as too
+    /// long, not taken for a file that is not NDJSON; the records after it are read.
+    #[test]
+    fn a_first_record_longer_than_the_head_is_skipped_as_too_long() {
+        let mut text = br#"{"DestinationIP":"1.2.3.4","pad":""#.to_vec();
+        text.resize(MAX_RECORD + 100, b'x');
+        text.extend_from_slice(b"\"}\n{\"DestinationIP\":\"5.6.7.8\"}\n");
+        let c = crate::logs::testing::cands(&[&[], &[], &["DestinationIP"]]);
+        assert!(prepare(&text[..MAX_RECORD], &c).is_ok());
+        let short = br#"{"DestinationIP":"1.2.3.4","pad":"xx"#;
+        assert!(
+            prepare(short, &c).is_err(),
+            "a short broken head is still refused"
+        );
+        let (recs, bads) = crate::logs::testing::run(
+            crate::logs::LogFormat::Ndjson,
+            &text,
+            &[&[], &[], &["DestinationIP"]],
+            1,
+        );
+        assert_eq!(bads, vec![(1, Malformed::TooLong)]);
+        assert_eq!(
+            recs,
+            vec![(2, vec![None, None, Some("5.6.7.8".into()), None])]
+        );
     }
 
     /// String values of every length, with escapes at random places and invalid UTF-8 lines
