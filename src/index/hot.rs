@@ -20,14 +20,14 @@ pub const HOT_LIMIT: usize = 16 << 20;
 const HUGE: usize = 2 << 20;
 
 /// The sections a key's first probe reads, most often read first: the IPv4 occupancy bitmap
-/// (every IPv4 key), the string-key filter (every name), the KQL filter (every key of a
-/// KQL-exact hunt), the interval bitmap and lone filter
+/// (every IPv4 key), the string-key filter (every name), the interval bitmap and lone filter
 /// (an IPv4 key in an occupied block), an IPv6 key's first-level entries and lone bucket, the
-/// string-key directory (a name the filter lets through), the IPv4 first-level tables.
+/// string-key directory (a name the filter lets through), the IPv4 first-level tables; last
+/// the KQL filter (every key of a kql hunt), so that adding it (format 7) left the other
+/// sections' places in the copy as they were.
 const ORDER: [Section; 11] = [
     Section::V4Bitmap,
     Section::StrFilter,
-    Section::KqlFilter,
     Section::V4IntervalBitmap,
     Section::V4LoneFilter,
     Section::V6L1,
@@ -36,6 +36,7 @@ const ORDER: [Section; 11] = [
     Section::StrSlots,
     Section::V4L1,
     Section::V4LoneL1,
+    Section::KqlFilter,
 ];
 
 /// The copied sections.
