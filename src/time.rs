@@ -325,14 +325,11 @@ impl TimeCursor {
         if let Some(base) = self.base {
             if b.get(..13) == Some(&self.hour[..]) {
                 if let Some(t) = within_hour(&b[13..], base) {
-                    if let (Some(t), Some(head)) = (t, b.get(..19)) {
-                        if let Some(sub) = b.get(19..).and_then(fraction7z) {
-                            let mut text = [0; 19];
-                            text.copy_from_slice(head);
-                            self.second = Some((text, t.0 - sub));
-                        }
+                    // 28 bytes in this layout: seven fraction digits, what the shortcut reads.
+                    if let (Some((_, start)), 28) = (t, b.len()) {
+                        self.second = b[..19].try_into().ok().map(|text| (text, start));
                     }
-                    return t;
+                    return t.map(|(t, _)| t);
                 }
             }
         }
@@ -360,9 +357,10 @@ impl TimeCursor {
 
 /// The rest of a fixed-layout time after its hour, `:mm:ss[.f{1,7}]Z`, added to the hour's
 /// ticks: `None` when `rest` has another layout, else the parse result (as
-/// [`parse_iso_fixed`] would give for the whole string).
+/// [`parse_iso_fixed`] would give for the whole string) with the ticks at the start of its
+/// second.
 #[inline]
-fn within_hour(rest: &[u8], base: i64) -> Option<Option<Timestamp>> {
+fn within_hour(rest: &[u8], base: i64) -> Option<Option<(Timestamp, i64)>> {
     let (ms, sub) = fixed_then_fraction(rest, 6)?;
     if ms[0] != b':' || ms[3] != b':' {
         return None;
@@ -372,9 +370,8 @@ fn within_hour(rest: &[u8], base: i64) -> Option<Option<Timestamp>> {
     if mi > 59 || s > 60 {
         return Some(None);
     }
-    Some(Timestamp::from_ticks(
-        base + (mi * 60 + s) * TICKS_PER_SEC + sub,
-    ))
+    let second = base + (mi * 60 + s) * TICKS_PER_SEC;
+    Some(Timestamp::from_ticks(second + sub).map(|t| (t, second)))
 }
 
 /// A tiny cursor over ASCII bytes.

@@ -796,14 +796,9 @@ impl<S: AsRef<[u8]>> Index<S> {
         known: Option<(u8, bool)>,
         mut f: impl FnMut(u32) -> Result<()>,
     ) -> Result<()> {
-        let (field, empty_flag, raw_flag) = match col {
-            KqlColumn::NetworkIp => (
-                Field::KqlNetworkIp,
-                records::FLAG_KQL_IP_EMPTY,
-                format::FLAG_RAW_IP_PARSEABLE,
-            ),
+        let (empty_flag, raw_flag) = match col {
+            KqlColumn::NetworkIp => (records::FLAG_KQL_IP_EMPTY, format::FLAG_RAW_IP_PARSEABLE),
             KqlColumn::DomainName => (
-                Field::KqlDomainName,
                 records::FLAG_KQL_DOMAIN_EMPTY,
                 format::FLAG_RAW_DOMAIN_NORMALIZABLE,
             ),
@@ -826,7 +821,7 @@ impl<S: AsRef<[u8]>> Index<S> {
                 {
                     equal
                 }
-                _ => self.field(id, field)? == s,
+                _ => self.field(id, col.field())? == s,
             };
             if equal {
                 f(id)?;
@@ -1069,6 +1064,17 @@ pub enum KqlColumn {
 }
 
 impl KqlColumn {
+    /// Both columns.
+    pub const ALL: [KqlColumn; 2] = [KqlColumn::NetworkIp, KqlColumn::DomainName];
+
+    /// The record field holding the column's raw string.
+    fn field(self) -> Field {
+        match self {
+            KqlColumn::NetworkIp => Field::KqlNetworkIp,
+            KqlColumn::DomainName => Field::KqlDomainName,
+        }
+    }
+
     /// The string-table tag of the column's raw strings, which also seeds their
     /// [`KqlFilter`] hashes.
     fn tag(self) -> u8 {
@@ -1145,10 +1151,7 @@ impl<'a> KqlFilter<'a> {
     /// The filter byte a probe of hash `h` reads (for prefetching).
     #[inline]
     pub(crate) fn byte(&self, h: u64) -> Option<&'a u8> {
-        let words = self.words.len() / 8;
-        (words > 0)
-            .then(|| strtable::filter_slot(h, words).0 * 8)
-            .and_then(|at| self.words.get(at))
+        strtable::filter_byte(self.words, h)
     }
 
     /// Whether a key of hash `h` may join (`false`: surely not, unless the key is `""`, which

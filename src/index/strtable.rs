@@ -113,6 +113,14 @@ pub(crate) fn filter_maybe(filter: &[u8], h: u64) -> bool {
     super::format::u64_at(filter, w * 8).is_none_or(|word| word & mask == mask)
 }
 
+/// The first byte of the filter word [`filter_maybe`] reads for hash `h` (for prefetching);
+/// `None` for an empty filter.
+#[inline]
+pub(crate) fn filter_byte(filter: &[u8], h: u64) -> Option<&u8> {
+    let words = filter.len() / 8;
+    filter.get((words > 0).then(|| filter_slot(h, words).0 * 8)?)
+}
+
 /// Whether `len` is a valid `StrFilter` section length: a power of two of 8-byte words.
 pub fn filter_len_ok(len: usize) -> bool {
     len % 8 == 0 && (len / 8).is_power_of_two()
@@ -323,14 +331,7 @@ impl<'a> StrTable<'a> {
     /// The filter byte a lookup of a key of hash `h` reads first.
     #[inline]
     pub fn filter_probe_hashed(&self, h: u64) -> Option<&'a u8> {
-        self.filter.get(self.filter_slot(h)?.0 * 8)
-    }
-
-    /// [`filter_slot`] in this table's filter; `None` for an empty filter.
-    #[inline]
-    fn filter_slot(&self, h: u64) -> Option<(usize, u64)> {
-        let words = self.filter.len() / 8;
-        (words > 0).then(|| filter_slot(h, words))
+        filter_byte(self.filter, h)
     }
 
     /// The directory entry of the bucket of hash `h`: what a lookup reads after the filter.

@@ -42,11 +42,8 @@ impl<S: AsRef<[u8]>> Index<S> {
                 ));
             }
             // The KQL filter must let every raw join string through.
-            for (col, field) in [
-                (KqlColumn::NetworkIp, Field::KqlNetworkIp),
-                (KqlColumn::DomainName, Field::KqlDomainName),
-            ] {
-                if self.kql_absent(col, r.field(field)) {
+            for col in KqlColumn::ALL {
+                if self.kql_absent(col, r.field(col.field())) {
                     return Err(Error::corrupt(
                         self.at(Section::KqlFilter),
                         format!(
