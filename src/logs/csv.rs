@@ -197,8 +197,7 @@ fn unquoted_record(
 }
 
 /// Turns the needed fields' byte ranges into text: slices of `text` (the chunk's valid UTF-8
-/// prefix, checked once) when they lie inside it, else one UTF-8 check over the span holding
-/// them all, else (a bad byte somewhere in that span) one check per field.
+/// prefix, checked once) when they lie inside it, else [`needed_fields_checked`].
 #[inline]
 fn needed_fields<'a>(
     b: &'a [u8],
@@ -207,31 +206,41 @@ fn needed_fields<'a>(
     end: usize,
     ncols: usize,
 ) -> (Fields<'a>, usize, usize, bool) {
-    let mut fields: Fields<'a> = Default::default();
-    let strip = |(s, e): (usize, usize)| {
-        if e > s && b[e - 1] == b'\r' {
-            (s, e - 1)
-        } else {
-            (s, e)
-        }
-    };
-    let hi = ranges.iter().flatten().map(|r| r.1).max();
-    if hi.is_some_and(|hi| hi <= text.len()) {
-        // Delimiters are ASCII, so a field of valid text starts and ends on char boundaries;
-        // `get` checks that anyway.
-        let mut ok = true;
-        for (f, r) in fields.iter_mut().zip(ranges) {
-            if let Some(r) = *r {
-                let (s, e) = strip(r);
-                *f = text.get(s..e).map(Cow::Borrowed);
-                ok &= f.is_some();
+    let mut fields: Fields<'a> = [None, None, None, None];
+    for (f, r) in fields.iter_mut().zip(ranges) {
+        if let Some((s, e)) = *r {
+            // Delimiters are ASCII, so a field of valid text starts and ends on char
+            // boundaries; `get` checks that anyway, and that it lies inside `text`.
+            match text.get(s..strip_cr(b, s, e)) {
+                Some(t) => *f = Some(Cow::Borrowed(t)),
+                None => return needed_fields_checked(b, ranges, end, ncols),
             }
         }
-        if ok {
-            return (fields, end, ncols, true);
-        }
-        fields = Default::default();
     }
+    (fields, end, ncols, true)
+}
+
+/// The end of the field `s..e` without a CR before its line end.
+#[inline(always)]
+fn strip_cr(b: &[u8], s: usize, e: usize) -> usize {
+    if e > s && b.get(e - 1) == Some(&b'\r') {
+        e - 1
+    } else {
+        e
+    }
+}
+
+/// [`needed_fields`] for fields past the chunk's valid UTF-8 prefix: one UTF-8 check over
+/// the span holding them all, else (a bad byte somewhere in that span) one check per field.
+#[cold]
+fn needed_fields_checked<'a>(
+    b: &'a [u8],
+    ranges: &[Option<(usize, usize)>; LOGICAL],
+    end: usize,
+    ncols: usize,
+) -> (Fields<'a>, usize, usize, bool) {
+    let mut fields: Fields<'a> = Default::default();
+    let hi = ranges.iter().flatten().map(|r| r.1).max();
     let lo = ranges.iter().flatten().map(|r| r.0).min();
     let span = lo
         .zip(hi)
@@ -240,9 +249,8 @@ fn needed_fields<'a>(
         None => (fields, end, ncols, true),
         Some((lo, Ok(text))) => {
             for (f, r) in fields.iter_mut().zip(ranges) {
-                if let Some(r) = *r {
-                    let (s, e) = strip(r);
-                    *f = text.get(s - lo..e - lo).map(Cow::Borrowed);
+                if let Some((s, e)) = *r {
+                    *f = text.get(s - lo..strip_cr(b, s, e) - lo).map(Cow::Borrowed);
                 }
             }
             (fields, end, ncols, true)
@@ -250,9 +258,8 @@ fn needed_fields<'a>(
         Some((_, Err(_))) => {
             let mut ok = true;
             for (f, r) in fields.iter_mut().zip(ranges) {
-                if let Some(r) = *r {
-                    let (s, e) = strip(r);
-                    match std::str::from_utf8(&b[s..e]) {
+                if let Some((s, e)) = *r {
+                    match std::str::from_utf8(&b[s..strip_cr(b, s, e)]) {
                         Ok(v) => *f = Some(Cow::Borrowed(v)),
                         Err(_) => ok = false,
                     }
