@@ -2,7 +2,7 @@
 //! workers scan against one shared `&Index`; chunk results are merged in input order, then all
 //! matches are sorted once.
 
-use super::matcher::{scan_batched, Item, Matcher, Tally};
+use super::matcher::{scan_batched, Item, LeanCounts, Matcher, Tally};
 use super::{Expiry, FileReport, HuntOptions, HuntReport, Match, FIRST_SKIPPED};
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -136,12 +136,15 @@ impl ChunkOut {
     }
 }
 
+/// Scans one chunk; `lean` lets [`scan_batched`] rule most records out before building
+/// their fields (the hunt always does; the tests compare it with the full path).
 fn scan_chunk<S: AsRef<[u8]>>(
     m: &Matcher<'_, S>,
     p: &Prepared,
     file: u32,
     chunk: &[u8],
     first_line: u64,
+    lean: bool,
 ) -> ChunkOut {
     let mut out = ChunkOut {
         matches: Vec::new(),
@@ -152,8 +155,15 @@ fn scan_chunk<S: AsRef<[u8]>>(
     };
     let mut cands = Vec::new();
     let mut skipped = Vec::new();
-    (out.lines, out.odd_quotes) =
-        scan_batched(m, &p.reader, chunk, first_line, &mut |item| match item {
+    let mut counts = LeanCounts::default();
+    let lean = lean.then_some(&mut counts);
+    let scanned = scan_batched(
+        m,
+        &p.reader,
+        chunk,
+        first_line,
+        lean,
+        &mut |item| match item {
             Item::Record(line, _, fields, no_match) => {
                 if out.error.is_none() {
                     if let Err(e) = m.record(
@@ -170,7 +180,17 @@ fn scan_chunk<S: AsRef<[u8]>>(
                 }
             }
             Item::Bad(line, _, why) => skipped.push((*line, *why)),
-        });
+        },
+    );
+    match scanned {
+        Ok((lines, odd)) => (out.lines, out.odd_quotes) = (lines, odd),
+        Err(e) => {
+            out.error.get_or_insert(e);
+        }
+    }
+    // The records the lean pre-filter ruled out (it reads their times too).
+    out.tally.records += counts.records;
+    out.tally.null_times += counts.null_times;
     // Reader rejections and matcher rejections, in line order.
     out.tally.skipped.extend(skipped);
     out.tally.skipped.sort_unstable_by_key(|s| s.0);
@@ -318,7 +338,7 @@ fn plain_file<S: AsRef<[u8]> + Sync>(
                 || {
                     chunks
                         .par_iter()
-                        .map(|&(a, b)| scan_chunk(m, p, file, &body[a..b], 1))
+                        .map(|&(a, b)| scan_chunk(m, p, file, &body[a..b], 1, true))
                         .collect::<Vec<ChunkOut>>()
                 },
                 || (!next.is_empty()).then(|| f.window(next.clone())),
@@ -438,7 +458,7 @@ fn stream<S: AsRef<[u8]> + Sync>(
             let outs: Vec<ChunkOut> = pending
                 .par_iter()
                 .map(|(b, first)| {
-                    let out = scan_chunk(m, &p, file, b, *first);
+                    let out = scan_chunk(m, &p, file, b, *first, true);
                     progress.bytes.fetch_add(b.len() as u64, AtOrd::Relaxed);
                     progress
                         .records
@@ -743,6 +763,157 @@ mod tests {
             ("9.9.9.9", "10.1.2.3"),
             |i| format!("172.16.{}.{}", i / 256, i % 256),
         );
+    }
+
+    /// The lean pre-filter of a kql hunt changes nothing a chunk reports: on random network
+    /// and DNS logs, CSV and NDJSON, whose keys hit, miss, are empty, quoted or escaped (the
+    /// full path), whose times are valid, empty or unparseable, and with malformed records in
+    /// between, the matches (in the hunt's order), records, null times, expired pairs,
+    /// skipped records, line count and quote parity equal the full path's.
+    #[test]
+    fn lean_prefilter_changes_no_chunk_result() {
+        use crate::indicator::{Indicator, Key, Kind, Origin};
+        let at = |s: i64| Timestamp::from_unix_secs(s).unwrap();
+        let mut rows = Vec::new();
+        for (i, v) in ["10.0.0.1", "10.0.0.2", "2001:db8::1", "10.0.0.1"]
+            .iter()
+            .enumerate()
+        {
+            let net = crate::indicator::parse_ip_net(v).unwrap();
+            let mut ind = Indicator::for_key(Key::Ip(net), v, Origin::Plain);
+            ind.expiration = Some(at(if i == 1 { 100 } else { 2_000_000_000 }));
+            rows.push(ind);
+        }
+        for (i, v) in ["evil.com", "bad.example"].iter().enumerate() {
+            let mut ind =
+                Indicator::for_key(Key::Str(Kind::Domain, v.to_string()), v, Origin::Plain);
+            ind.expiration = Some(at(if i == 1 { 100 } else { 2_000_000_000 }));
+            rows.push(ind);
+        }
+        let cidr = crate::indicator::parse_ip_net("10.9.0.0/16").unwrap();
+        let mut ind = Indicator::for_key(Key::Ip(cidr), "10.9.0.0/16", Origin::Plain);
+        ind.expiration = Some(at(2_000_000_000));
+        rows.push(ind);
+        let index = Index::from_bytes(crate::index::build(&rows, Timestamp::MIN).unwrap()).unwrap();
+        let times = [
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.1234567Z",
+            "2024-01-01T00:00:01.5Z",
+            "",
+            "garbage",
+            "1/2/2024 3:04:05 PM",
+        ];
+        let keys = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.0.3",
+            "2001:db8::1",
+            "10.9.0.0/16",
+            "10.9.1.1",
+            "",
+            "evil.com",
+            "EVIL.com",
+            "bad.example",
+            "x.evil.com",
+            "none.example",
+        ];
+        let mut rng = crate::gen::Rng::new(0x1ea0_0004);
+        // Matches, null times, expired pairs and skipped records seen, per query.
+        let mut seen = [[0u64; 4]; 2];
+        for (query, key_name) in [(Query::Network, "DestinationIP"), (Query::Dns, "Name")] {
+            let mut opts = HuntOptions::new(query);
+            opts.semantics = crate::hunt::Semantics::Kql;
+            opts.now = at(1_700_000_000);
+            let m = Matcher {
+                index: &index,
+                opts: &opts,
+            };
+            for json in [false, true] {
+                for _ in 0..200 {
+                    let mut text = if json {
+                        String::new()
+                    } else {
+                        format!("TimeGenerated,SourceIP,{key_name},Note\n")
+                    };
+                    for _ in 0..rng.below(80) {
+                        let t = times[rng.below(times.len() as u64) as usize];
+                        let k = keys[rng.below(keys.len() as u64) as usize];
+                        let odd = rng.below(8);
+                        text.push_str(&match (json, odd) {
+                            (false, 0) => format!("{t},1.1.1.1,\"{k}\",x\n"),
+                            (false, 1) => format!("{t},1.1.1.1,{k}\n"),
+                            (false, 2) => format!("{t},1.1.1.1,{k},\"a\"\"b\nc\"\r\n"),
+                            (false, _) => format!("{t},1.1.1.1,{k},x\n"),
+                            (true, 0) => format!(
+                                "{{\"TimeGenerated\":\"{t}\",\"{key_name}\":\"\\u00{:02x}{}\"}}\n",
+                                k.bytes().next().unwrap_or(b'a'),
+                                k.get(1..).unwrap_or("")
+                            ),
+                            (true, 1) => "{\"TimeGenerated\":\n".to_string(),
+                            (true, 2) => format!("{{\"{key_name}\":\"{k}\"}}\n"),
+                            (true, _) => format!(
+                                "{{\"TimeGenerated\":\"{t}\",\"SourceIP\":\"1.1.1.1\",\"{key_name}\":\"{k}\"}}\n"
+                            ),
+                        });
+                    }
+                    if json && text.is_empty() {
+                        continue;
+                    }
+                    let head = if json {
+                        format!(
+                            "{{\"TimeGenerated\":\"t\",\"SourceIP\":\"s\",\"{key_name}\":\"k\"}}\n"
+                        )
+                    } else {
+                        text.clone()
+                    };
+                    let p = crate::logs::prepare(
+                        if json {
+                            LogFormat::Ndjson
+                        } else {
+                            LogFormat::Csv
+                        },
+                        head.as_bytes(),
+                        &opts.candidates(),
+                    )
+                    .unwrap();
+                    let body = if json {
+                        text.as_bytes()
+                    } else {
+                        &text.as_bytes()[p.header_len..]
+                    };
+                    let full = scan_chunk(&m, &p, 0, body, 2, false);
+                    let lean = scan_chunk(&m, &p, 0, body, 2, true);
+                    let sorted = |o: &ChunkOut| {
+                        let mut v = o.matches.clone();
+                        v.sort_by(order);
+                        v
+                    };
+                    assert!(full.error.is_none() && lean.error.is_none(), "{text:?}");
+                    assert_eq!(sorted(&lean), sorted(&full), "{text:?}");
+                    let counts = |o: &ChunkOut| {
+                        let t = &o.tally;
+                        (
+                            t.records,
+                            t.null_times,
+                            t.pairs_expired,
+                            t.skipped.clone(),
+                            o.lines,
+                            o.odd_quotes,
+                        )
+                    };
+                    assert_eq!(counts(&lean), counts(&full), "{text:?}");
+                    let t = &lean.tally;
+                    let s = &mut seen[query as usize];
+                    s[0] += lean.matches.len() as u64;
+                    s[1] += t.null_times;
+                    s[2] += t.pairs_expired;
+                    s[3] += t.skipped.len() as u64;
+                }
+            }
+        }
+        for s in seen {
+            assert!(s.iter().all(|&n| n > 10), "{seen:?}");
+        }
     }
 
     /// The report counts the indicators not live at `now`: expired ones, and in kql mode those

@@ -465,7 +465,8 @@ fn chunk<S: AsRef<[u8]>>(
                 s.err = Some(e);
             }
         };
-    let (lines, _) = scan_batched(m, &p.reader, b, first_line, &mut |item| match item {
+    // Not lean: every record's output is written in input order.
+    let scanned = scan_batched(m, &p.reader, b, first_line, None, &mut |item| match item {
         Item::Record(line, span, fields, no_match) => {
             on_record(*line, span.clone(), fields, *no_match)
         }
@@ -475,6 +476,10 @@ fn chunk<S: AsRef<[u8]>>(
         }
     });
     let s = st.into_inner();
+    let lines = match scanned {
+        Ok((lines, _)) => lines,
+        Err(e) => return Err((s.out, s.err.unwrap_or(e))),
+    };
     if let Some(e) = s.err {
         // The output of the records before the failure still goes out.
         return Err((s.out, e));

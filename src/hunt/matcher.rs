@@ -2,7 +2,7 @@
 //! Allocation-free on a miss; strings are copied only for output rows.
 
 use super::{Expiry, HuntOptions, Match, Query, Semantics};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{Index, KqlColumn, KqlFilter};
 use crate::indicator::{normalize_domain_cow, parse_ip_addr};
 use crate::logs::{self, Fields, Logical, Malformed, Reader};
@@ -276,18 +276,51 @@ pub(crate) enum Item<'a> {
 /// Records per batch: enough independent bitmap probes to keep the memory system busy.
 const BATCH: usize = 32;
 
-/// Scans `chunk` and hands its items to `f` in input order, in batches whose index probes
-/// ran back to back: one record's probe is a likely cache miss
-/// (the bitmap is megabytes, the log streams through the cache), and independent misses
-/// overlap where dependent per-record work would wait for each in turn. Returns what
-/// [`logs::scan`] returns: the chunk's line ends and its CSV quote parity.
+/// Records a [`scan_batched`] in lean mode ruled out before building their fields: they are
+/// never handed to its callback, and count here.
+#[derive(Debug, Default)]
+pub(crate) struct LeanCounts {
+    /// Records ruled out.
+    pub records: u64,
+    /// Of those, the ones with an unparseable time (read as null in kql mode).
+    pub null_times: u64,
+}
+
+/// Records per batch of the lean pre-filter.
+const LEAN_BATCH: usize = 32;
+
+/// A record the lean pre-filter holds until its KQL filter word is read: its line, span,
+/// time text and key hash.
+struct LeanEntry<'a> {
+    line: u64,
+    span: Range<usize>,
+    time: &'a str,
+    hash: u64,
+}
+
+/// Scans `chunk` and hands its items to `f` in batches whose index probes ran back to back:
+/// one record's probe is a likely cache miss (the bitmap is megabytes, the log streams
+/// through the cache), and independent misses overlap where dependent per-record work would
+/// wait for each in turn. Returns what [`logs::scan`] returns: the chunk's line ends and its
+/// CSV quote parity.
+///
+/// Items come in input order, unless `lean` is given. Then a kql hunt that matches the key
+/// alone takes each record's time and key first ([`logs::scan_lean`]) and checks the key's
+/// [`KqlFilter`] bit in a batch of its own: the records it rules out (nearly all) are
+/// counted in `lean` and never built or handed to `f`, and the others are read again
+/// ([`logs::Rereader`]) and join the batches, in order among themselves.
+///
+/// # Errors
+/// [`crate::Error::Log`] when a record the pre-filter passed cannot be read again (which the
+/// readers' tests rule out).
 pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
     m: &Matcher<'_, S>,
     reader: &Reader,
     chunk: &'a [u8],
     first_line: u64,
+    lean: Option<&mut LeanCounts>,
     f: &mut F,
-) -> (u64, bool) {
+) -> Result<(u64, bool)> {
     let kql = m.opts.semantics == Semantics::Kql;
     let v4 = m.index.v4_filter();
     let names = m.index.domain_filter();
@@ -441,15 +474,74 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
             flush(&mut p, &mut f.borrow_mut());
         }
     };
-    let end = logs::scan(
+    let lean_on = lean.is_some() && kql && matches!(m.opts.match_fields[..], [Logical::Key]);
+    let col = match m.opts.query {
+        Query::Network => KqlColumn::NetworkIp,
+        Query::Dns => KqlColumn::DomainName,
+    };
+    let mut none = LeanCounts::default();
+    let counts = std::cell::RefCell::new(lean.unwrap_or(&mut none));
+    let lean_batch = std::cell::RefCell::new(Vec::<LeanEntry<'a>>::with_capacity(LEAN_BATCH));
+    let times = std::cell::RefCell::new(TimeCursor::default());
+    let error = std::cell::RefCell::new(None);
+    let reread = std::cell::RefCell::new(logs::Rereader::new(reader));
+    let lean_flush = |batch: &mut Vec<LeanEntry<'a>>| {
+        let mut counts = counts.borrow_mut();
+        for e in batch.drain(..) {
+            if raw.maybe(e.hash) {
+                let fields = reread.borrow_mut().fields_at(chunk, e.span.clone());
+                match fields {
+                    Some(fields) => push(Item::Record(e.line, e.span, fields, false)),
+                    None => {
+                        error.borrow_mut().get_or_insert_with(|| Error::Log {
+                            file: String::new(),
+                            message: format!(
+                                "line {}: internal error: the record could not be read again",
+                                e.line
+                            ),
+                        });
+                    }
+                }
+            } else {
+                counts.records += 1;
+                if !e.time.is_empty() && parse_time(&mut times.borrow_mut(), e.time).is_none() {
+                    counts.null_times += 1;
+                }
+            }
+        }
+    };
+    let end = logs::scan_lean(
         reader,
         chunk,
         first_line,
+        &mut |line, span, time, key| {
+            // `""` joins the records flagged for it: the full path.
+            if !lean_on || key.is_empty() {
+                return false;
+            }
+            let hash = KqlFilter::hash(col, key);
+            crate::index::prefetch_opt(raw.byte(hash));
+            let mut batch = lean_batch.borrow_mut();
+            batch.push(LeanEntry {
+                line,
+                span,
+                time,
+                hash,
+            });
+            if batch.len() == LEAN_BATCH {
+                lean_flush(&mut batch);
+            }
+            true
+        },
         &mut |line, span, fields| push(Item::Record(line, span, fields, false)),
         &mut |line, span, why| push(Item::Bad(line, span, why)),
     );
+    lean_flush(&mut lean_batch.borrow_mut());
     flush(&mut pending.borrow_mut(), &mut f.borrow_mut());
-    end
+    match error.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(end),
+    }
 }
 
 /// A batch being filled: its items, and `keys[i]`, the probe of `items[i]`.

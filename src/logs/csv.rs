@@ -4,7 +4,7 @@
 //! count its fields. Unquoted fields borrow from the input; a quoted field borrows the text
 //! between its quotes unless it contains `""`, which is the only case that allocates.
 
-use super::{utf8, Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use super::{utf8, Fields, Logical, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
 use std::borrow::Cow;
 
 /// Column positions of the logical fields and the header's column count.
@@ -289,6 +289,7 @@ pub(super) fn scan<'a>(
     cols: &Columns,
     b: &'a [u8],
     first_line: u64,
+    lean: &mut impl FnMut(u64, std::ops::Range<usize>, &'a str, &'a str) -> bool,
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> (u64, bool) {
@@ -331,6 +332,22 @@ pub(super) fn scan<'a>(
         if let Some((end, ncols, newlines)) =
             unquoted_record(&mut seps, b, pos, &slot_of, &mut ranges)
         {
+            // A well-formed record whose needed fields lie in the valid prefix (so all of
+            // them are text) is offered to `lean` first, as its time and key.
+            let hi = ranges.iter().flatten().map(|r| r.1).max().unwrap_or(0);
+            if ncols == cols.count && end - start <= MAX_RECORD && hi <= text.len() {
+                let get = |slot: Logical| match ranges[slot as usize] {
+                    Some((s, e)) => text.get(s..strip_cr(b, s, e)),
+                    None => Some(""),
+                };
+                if let (Some(t), Some(k)) = (get(Logical::Time), get(Logical::Key)) {
+                    if lean(line, start..end, t, k) {
+                        line += 1 + newlines;
+                        pos = end;
+                        continue;
+                    }
+                }
+            }
             let (fields, end, ncols, utf8_ok) = needed_fields(b, text, &ranges, end, ncols);
             let span = start..end;
             if end - start > MAX_RECORD {
@@ -604,6 +621,7 @@ mod tests {
             c,
             &t[p.header_len..],
             2,
+            &mut |_, _, _, _| false,
             &mut |_, _, _| n += 1,
             &mut |l, _, w| bads.push((l, w)),
         );

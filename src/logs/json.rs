@@ -516,8 +516,8 @@ fn object<'a>(
 /// one log nearly always repeat their keys in the same order, so a key that equals, byte for
 /// byte, the one at the same position last time needs neither a parse of its own nor a
 /// comparison with the wanted paths.
-#[derive(Default)]
-struct Shape {
+#[derive(Debug, Default)]
+pub(super) struct Shape {
     /// Member leads (the quoted key, without escapes, and its colon) and actions; the first
     /// `len` are current.
     keys: Vec<(Vec<u8>, Action)>,
@@ -595,13 +595,26 @@ pub(super) fn scan<'a>(
     paths: &Paths,
     b: &'a [u8],
     first_line: u64,
+    lean: &mut impl FnMut(u64, std::ops::Range<usize>, &'a str, &'a str) -> bool,
+    rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut impl FnMut(u64, std::ops::Range<usize>, super::Malformed),
+) -> u64 {
+    scan_with(paths, b, first_line, &mut Shape::default(), lean, rec, bad)
+}
+
+/// [`scan`] with the key layout learnt so far (see [`Shape`]).
+pub(super) fn scan_with<'a>(
+    paths: &Paths,
+    b: &'a [u8],
+    first_line: u64,
+    shape: &mut Shape,
+    lean: &mut impl FnMut(u64, std::ops::Range<usize>, &'a str, &'a str) -> bool,
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, super::Malformed),
 ) -> u64 {
     let text = super::valid_prefix(b);
     let mut line = first_line;
     let mut pos = 0;
-    let mut shape = Shape::default();
     while pos < b.len() {
         let from = line_ws(b, pos);
         match b.get(from) {
@@ -618,7 +631,7 @@ pub(super) fn scan<'a>(
             Some(_) => {}
         }
         let mut fields: Fields<'a> = Default::default();
-        let walked = top_object(&b[from..], text.get(from..), paths, &mut shape, &mut fields)
+        let walked = top_object(&b[from..], text.get(from..), paths, shape, &mut fields)
             .map(|after| line_ws(b, from + after))
             .filter(|&e| e == b.len() || b[e] == b'\n');
         let end = walked
@@ -626,7 +639,21 @@ pub(super) fn scan<'a>(
         if end - pos > MAX_RECORD {
             bad(line, pos..end, Malformed::TooLong);
         } else if walked.is_some() {
-            rec(line, pos..end, fields);
+            let borrowed = |slot: super::Logical| match &fields[slot as usize] {
+                None => Some(""),
+                Some(Cow::Borrowed(s)) => Some(*s),
+                Some(Cow::Owned(_)) => None,
+            };
+            let taken = match (
+                borrowed(super::Logical::Time),
+                borrowed(super::Logical::Key),
+            ) {
+                (Some(t), Some(k)) => lean(line, pos..end, t, k),
+                _ => false,
+            };
+            if !taken {
+                rec(line, pos..end, fields);
+            }
         } else {
             bad(line, pos..end, Malformed::Json);
         }
@@ -807,6 +834,7 @@ not json
                 &paths,
                 &b,
                 7,
+                &mut |_, _, _, _| false,
                 &mut |l, span, f| {
                     let f = f.iter().map(|f| f.as_deref().map(str::to_string));
                     recs.push((l, span, f.collect()))
@@ -1069,7 +1097,14 @@ not json
         let mut seed = 7u64;
         let base = br#"{"a":"x\u12","b":[{"c":[1,2,{"d":"\\"}]}],"e":-1.5e3,"f":true}"#;
         for cut in 0..base.len() {
-            scan(paths, &base[..cut], 1, &mut |_, _, _| {}, &mut |_, _, _| {});
+            scan(
+                paths,
+                &base[..cut],
+                1,
+                &mut |_, _, _, _| false,
+                &mut |_, _, _| {},
+                &mut |_, _, _| {},
+            );
         }
         for _ in 0..2000 {
             let mut v = base.to_vec();
@@ -1078,7 +1113,14 @@ not json
             seed ^= seed << 17;
             let i = (seed % v.len() as u64) as usize;
             v[i] = (seed >> 32) as u8;
-            scan(paths, &v, 1, &mut |_, _, _| {}, &mut |_, _, _| {});
+            scan(
+                paths,
+                &v,
+                1,
+                &mut |_, _, _, _| false,
+                &mut |_, _, _| {},
+                &mut |_, _, _| {},
+            );
         }
     }
 }

@@ -198,10 +198,80 @@ pub fn scan<'a>(
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> (u64, bool) {
+    scan_lean(reader, chunk, first_line, &mut |_, _, _, _| false, rec, bad)
+}
+
+/// [`scan`], offering each well-formed record whose time and key are borrowed text to
+/// `lean(line, span, time, key)` first (a missing field reads as `""`). When `lean` returns
+/// `true` it has taken the record, and `rec` is not called for it: a caller that needs only
+/// those two fields of most records saves building the others, and can read them later with
+/// [`fields_at`]. Zeek logs give every record to `rec`.
+pub fn scan_lean<'a>(
+    reader: &Reader,
+    chunk: &'a [u8],
+    first_line: u64,
+    lean: &mut impl FnMut(u64, std::ops::Range<usize>, &'a str, &'a str) -> bool,
+    rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
+    bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
+) -> (u64, bool) {
     match reader {
-        Reader::Csv(c) => csv::scan(c, chunk, first_line, rec, bad),
-        Reader::Json(p) => (json::scan(p, chunk, first_line, rec, bad), false),
+        Reader::Csv(c) => csv::scan(c, chunk, first_line, lean, rec, bad),
+        Reader::Json(p) => (json::scan(p, chunk, first_line, lean, rec, bad), false),
         Reader::Zeek(h) => (zeek::scan(h, chunk, first_line, rec, bad), false),
+    }
+}
+
+/// The needed fields of the one record at `span` of `chunk`, as [`scan`] gives them: for a
+/// record whose fields [`scan_lean`] did not build. `None` when `span` holds no record.
+pub fn fields_at<'a>(
+    reader: &Reader,
+    chunk: &'a [u8],
+    span: std::ops::Range<usize>,
+) -> Option<Fields<'a>> {
+    Rereader::new(reader).fields_at(chunk, span)
+}
+
+/// Reads records again by their spans ([`fields_at`]), keeping what reading one learns for
+/// the next: a JSON log's key layout, which a first read of a record learns at a cost.
+#[derive(Debug)]
+pub struct Rereader<'r> {
+    reader: &'r Reader,
+    shape: json::Shape,
+}
+
+impl<'r> Rereader<'r> {
+    /// A rereader of records read by `reader`.
+    pub fn new(reader: &'r Reader) -> Rereader<'r> {
+        Rereader {
+            reader,
+            shape: json::Shape::default(),
+        }
+    }
+
+    /// [`fields_at`].
+    pub fn fields_at<'a>(
+        &mut self,
+        chunk: &'a [u8],
+        span: std::ops::Range<usize>,
+    ) -> Option<Fields<'a>> {
+        let b = chunk.get(span)?;
+        let mut out = None;
+        let mut rec = |_, _, fields| {
+            if out.is_none() {
+                out = Some(fields);
+            }
+        };
+        let mut lean = |_, _, _, _| false;
+        let mut bad = |_, _, _| {};
+        match self.reader {
+            Reader::Json(p) => {
+                json::scan_with(p, b, 0, &mut self.shape, &mut lean, &mut rec, &mut bad);
+            }
+            r => {
+                scan_lean(r, b, 0, &mut lean, &mut rec, &mut bad);
+            }
+        }
+        out
     }
 }
 
@@ -300,5 +370,144 @@ pub(crate) mod testing {
             &mut |l, _, w| bads.push((l, w)),
         );
         (recs, bads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One scan's records as owned text: `(line, span, fields)`.
+    type Seen = Vec<(u64, std::ops::Range<usize>, Vec<Option<String>>)>;
+
+    fn owned(f: &Fields<'_>) -> Vec<Option<String>> {
+        f.iter().map(|x| x.as_deref().map(str::to_string)).collect()
+    }
+
+    /// For random documents of `pieces` after `header`: every record [`scan`] gives is read
+    /// again, equal, by [`fields_at`] and by one [`Rereader`] kept across the records; and
+    /// [`scan_lean`] with a hook that takes every record it is offered gives the same records
+    /// (the taken ones as their time and key, a missing field as `""`), the same rejections
+    /// and the same line count.
+    fn reread_and_lean_agree(format: LogFormat, header: &str, pieces: &[&[u8]], seed: u64) {
+        let names: [&[&str]; 4] = [&["t"], &["s"], &["k"], &["x"]];
+        let p = prepare(format, header.as_bytes(), &testing::cands(&names)).unwrap();
+        let mut rng = crate::gen::Rng::new(seed);
+        let (mut records, mut taken) = (0, 0);
+        for _ in 0..3000 {
+            let mut b = Vec::new();
+            for _ in 0..rng.below(12) {
+                b.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+            }
+            let shown = String::from_utf8_lossy(&b).into_owned();
+            let (mut seen, mut bads): (Seen, Vec<_>) = (Vec::new(), Vec::new());
+            let lines = scan(
+                &p.reader,
+                &b,
+                1,
+                &mut |l, span, f| seen.push((l, span, owned(&f))),
+                &mut |l, span, why| bads.push((l, span, why)),
+            );
+            let mut again = Rereader::new(&p.reader);
+            for (_, span, f) in &seen {
+                let one = fields_at(&p.reader, &b, span.clone()).map(|f| owned(&f));
+                assert_eq!(one.as_ref(), Some(f), "{shown:?} {span:?}");
+                let kept = again.fields_at(&b, span.clone()).map(|f| owned(&f));
+                assert_eq!(kept.as_ref(), Some(f), "{shown:?} {span:?}");
+            }
+            let lean_seen = std::cell::RefCell::new(Vec::new());
+            let mut lean_bads = Vec::new();
+            let lean_lines = scan_lean(
+                &p.reader,
+                &b,
+                1,
+                &mut |l, span, t: &str, k: &str| {
+                    let f = vec![Some(t.to_string()), None, Some(k.to_string()), None];
+                    lean_seen.borrow_mut().push((l, span, f, true));
+                    true
+                },
+                &mut |l, span, f| lean_seen.borrow_mut().push((l, span, owned(&f), false)),
+                &mut |l, span, why| lean_bads.push((l, span, why)),
+            );
+            let lean_seen = lean_seen.into_inner();
+            assert_eq!(lean_lines, lines, "{shown:?}");
+            assert_eq!(lean_bads, bads, "{shown:?}");
+            assert_eq!(lean_seen.len(), seen.len(), "{shown:?}");
+            for ((l, span, f, was_taken), (wl, wspan, wf)) in lean_seen.iter().zip(&seen) {
+                assert_eq!((l, span), (wl, wspan), "{shown:?}");
+                if *was_taken {
+                    let text = |i: usize| Some(wf[i].clone().unwrap_or_default());
+                    assert_eq!((&f[0], &f[2]), (&text(0), &text(2)), "{shown:?}");
+                    taken += 1;
+                } else {
+                    assert_eq!(f, wf, "{shown:?}");
+                }
+            }
+            records += seen.len();
+        }
+        // The pieces make records, and for CSV and NDJSON most of them go the lean way.
+        assert!(records > 3000, "{records} records");
+        if format != LogFormat::ZeekTsv {
+            assert!(taken * 2 > records, "{taken} of {records} taken");
+        }
+    }
+
+    #[test]
+    fn csv_records_reread_and_lean() {
+        let pieces: [&[u8]; 14] = [
+            b"2024-01-01T00:00:00Z,10.0.0.1,evil.com,x\n",
+            b"2024-01-01T00:00:00Z,10.0.0.1,evil.com,x\r\n",
+            b",,,\n",
+            b"t,s,\"k,\"\"q\"\"\",x\n",
+            b"t,s,k,\"a\nb\"\n",
+            b"t,s,k\n",
+            b"t,\xff,k,x\n",
+            b"\xc3\xa9,s,\xc3\xa9,x\n",
+            b"\"",
+            b",",
+            b"\n",
+            b"\r",
+            b"a",
+            b"t,s,k,x",
+        ];
+        reread_and_lean_agree(LogFormat::Csv, "t,s,k,x\n", &pieces, 0x1ea0_0001);
+    }
+
+    #[test]
+    fn ndjson_records_reread_and_lean() {
+        let pieces: [&[u8]; 14] = [
+            b"{\"t\":\"2024-01-01T00:00:00Z\",\"s\":\"10.0.0.1\",\"k\":\"evil.com\",\"n\":5}\n",
+            br#"{"k":"a\nb","t":null}"#,
+            b"{\"s\":\"x\",\"k\":\"y\"}\n",
+            b"{\"t\":7,\"k\":\"q\",\"x\":[1,\"a b\"]}\n",
+            b"{\"k\" : \"sp\" , \"t\" : \"u\" }\r\n",
+            b"{\"k\":\"\\u00e9\"}\n",
+            b"\n",
+            b"\r\n",
+            b" ",
+            b"{",
+            b"}",
+            b"\"",
+            b"\xff",
+            b",",
+        ];
+        let header = r#"{"t":"1","s":"2","k":"3","x":"4"}"#;
+        reread_and_lean_agree(LogFormat::Ndjson, header, &pieces, 0x1ea0_0002);
+    }
+
+    #[test]
+    fn zeek_records_reread() {
+        let header = "#separator \\x09\n#fields\tt\ts\tk\tx\n";
+        let pieces: [&[u8]; 8] = [
+            b"1.5\t10.0.0.1\tevil.com\ta,b\n",
+            b"-\t-\t-\t-\n",
+            b"1\t2\t3\n",
+            b"#close\tx\n",
+            b"\t",
+            b"\n",
+            b"\xff",
+            b"x",
+        ];
+        reread_and_lean_agree(LogFormat::ZeekTsv, header, &pieces, 0x1ea0_0003);
     }
 }
