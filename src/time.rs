@@ -296,18 +296,18 @@ fn ticks7(frac: &[u8]) -> Option<i64> {
 /// Parses the times of one log in order, as [`Timestamp::parse`] does, remembering the hour
 /// of the last `yyyy-MM-ddTHH:mm:ss[.f{1,7}]Z` time it read: a log's consecutive records
 /// nearly always share it, and then only the minutes, seconds and fraction are left to read.
-/// It also remembers the second of the last such time with seven fraction digits (the layout
-/// Sentinel and most .NET writers use): a busy log's next record shares that too, and then
-/// only the fraction is read, eight bytes at once.
+/// It also remembers the minute of the last such time with seven fraction digits (the layout
+/// Sentinel and most .NET writers use): a log's next record nearly always shares that too, and
+/// then only the seconds and the fraction are read, the fraction eight bytes at once.
 #[derive(Clone, Debug, Default)]
 pub struct TimeCursor {
     /// `yyyy-MM-ddTHH` of the last fixed-layout time, when `base` is known.
     hour: [u8; 13],
     /// Ticks at the start of that hour.
     base: Option<i64>,
-    /// `yyyy-MM-ddTHH:mm:ss` of the last fixed-layout time with seven fraction digits, and
-    /// the ticks at the start of that second (`:60`, a leap second, folds into the next).
-    second: Option<([u8; 19], i64)>,
+    /// `yyyy-MM-ddTHH:mm` of the last fixed-layout time with seven fraction digits, and the
+    /// ticks at the start of that minute.
+    minute: Option<([u8; 16], i64)>,
 }
 
 impl TimeCursor {
@@ -315,10 +315,13 @@ impl TimeCursor {
     #[inline]
     pub fn parse(&mut self, s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if let Some((text, start)) = &self.second {
-            if b.len() == 28 && b[..19] == text[..] {
-                if let Some(sub) = fraction7z(&b[19..]) {
-                    return Timestamp::from_ticks(start + sub);
+        if let Some((text, start)) = &self.minute {
+            if b.len() == 28 && b[..16] == text[..] && b[16] == b':' {
+                // As `within_hour` reads them (`:60`, a leap second, folds into the next
+                // minute); other seconds take the hour's path, which rejects them.
+                let s = two_digits(b, 17).filter(|&s| s <= 60);
+                if let (Some(s), Some(sub)) = (s, fraction7z(&b[19..])) {
+                    return Timestamp::from_ticks(start + i64::from(s) * TICKS_PER_SEC + sub);
                 }
             }
         }
@@ -327,7 +330,7 @@ impl TimeCursor {
                 if let Some(t) = within_hour(&b[13..], base) {
                     // 28 bytes in this layout: seven fraction digits, what the shortcut reads.
                     if let (Some((_, start)), 28) = (t, b.len()) {
-                        self.second = b[..19].try_into().ok().map(|text| (text, start));
+                        self.minute = b[..16].try_into().ok().map(|text| (text, start));
                     }
                     return t.map(|(t, _)| t);
                 }
@@ -358,7 +361,7 @@ impl TimeCursor {
 /// The rest of a fixed-layout time after its hour, `:mm:ss[.f{1,7}]Z`, added to the hour's
 /// ticks: `None` when `rest` has another layout, else the parse result (as
 /// [`parse_iso_fixed`] would give for the whole string) with the ticks at the start of its
-/// second.
+/// minute.
 #[inline]
 fn within_hour(rest: &[u8], base: i64) -> Option<Option<(Timestamp, i64)>> {
     let (ms, sub) = fixed_then_fraction(rest, 6)?;
@@ -370,8 +373,8 @@ fn within_hour(rest: &[u8], base: i64) -> Option<Option<(Timestamp, i64)>> {
     if mi > 59 || s > 60 {
         return Some(None);
     }
-    let second = base + (mi * 60 + s) * TICKS_PER_SEC;
-    Some(Timestamp::from_ticks(second + sub).map(|t| (t, second)))
+    let minute = base + mi * 60 * TICKS_PER_SEC;
+    Some(Timestamp::from_ticks(minute + s * TICKS_PER_SEC + sub).map(|t| (t, minute)))
 }
 
 /// A tiny cursor over ASCII bytes.
@@ -636,11 +639,12 @@ mod tests {
         }
     }
 
-    /// The cursor's same-second shortcut gives [`Timestamp::parse`]'s answer on runs of times
-    /// within one second (seven fraction digits, as busy logs write them), with mutated bytes,
-    /// other fraction lengths, leap seconds and the ends of the range mixed in.
+    /// The cursor's same-minute shortcut gives [`Timestamp::parse`]'s answer on runs of times
+    /// within one minute (seven fraction digits, as busy logs write them), with mutated bytes,
+    /// other fraction lengths, leap seconds, invalid seconds and the ends of the range mixed
+    /// in.
     #[test]
-    fn time_cursor_same_second_shortcut_agrees_with_parse() {
+    fn time_cursor_same_minute_shortcut_agrees_with_parse() {
         let mut rng = crate::gen::Rng::new(0x7143_0003);
         let mut next = move |n: u64| rng.below(n);
         let seconds = [
@@ -665,15 +669,21 @@ mod tests {
                 0 => String::new(),
                 n => format!(".{}", &frac[..n.min(7)]) + &"5".repeat(n.saturating_sub(7)),
             };
-            let mut s = format!("{second}{frac}Z").into_bytes();
+            // Another second of the same minute, now and then an invalid one.
+            let sec = match next(4) {
+                0 => format!("{:02}", next(62)),
+                1 => format!("{:02}", 60 + next(40)),
+                _ => second[17..].to_string(),
+            };
+            let mut s = format!("{}{sec}{frac}Z", &second[..17]).into_bytes();
             if next(5) == 0 {
                 let at = next(s.len() as u64) as usize;
                 s[at] = alphabet[next(alphabet.len() as u64) as usize];
             }
             let text = String::from_utf8(s).unwrap();
             let taken = cursor
-                .second
-                .is_some_and(|(t, _)| text.len() == 28 && text.as_bytes()[..19] == t);
+                .minute
+                .is_some_and(|(t, _)| text.len() == 28 && text.as_bytes()[..16] == t);
             let got = cursor.parse(&text);
             assert_eq!(got, Timestamp::parse(&text), "{text}");
             shortcut += usize::from(taken && got.is_some());

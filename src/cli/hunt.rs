@@ -205,10 +205,15 @@ pub fn run(a: Args) -> Result<Outcome> {
         query: a.query,
     };
     let mut out = Out::open(a.output.as_deref())?;
+    // The hunt's thread count formats the rows too (0: all cores).
+    let threads = match a.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     match a.format.as_str() {
-        "ndjson" => rows.write_ndjson(&mut out, &matches)?,
+        "ndjson" => rows.write_ndjson(&mut out, &matches, threads)?,
         "table" => rows.write_table(&mut out, &matches)?,
-        _ => rows.write_csv(&mut out, &matches)?,
+        _ => rows.write_csv(&mut out, &matches, threads)?,
     }
     out.finish()?;
     if !a.quiet {
@@ -247,6 +252,20 @@ fn progress_bar(p: &Progress, done: &std::sync::atomic::AtomicBool, start: Insta
 
 /// How matches become output rows: the index for indicator fields, the chosen columns, the
 /// input names (for `File`) and the query (for `MatchedField`).
+/// Output rows formatted per round (see [`Rows::write_parallel`]).
+const ROUND: usize = 8192;
+
+/// Rows as CSV lines (fields quoted where needed, `\n` line ends), a null as empty.
+fn csv_lines(rows: impl Iterator<Item = Result<Vec<Option<String>>>>) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    for row in rows {
+        w.write_record(row?.into_iter().map(Option::unwrap_or_default))?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))
+}
+
 struct Rows<'a> {
     index: &'a Index<IndexBytes>,
     cols: &'a [(String, Col)],
@@ -285,19 +304,60 @@ impl Rows<'_> {
             .collect()
     }
 
-    fn write_csv(&self, out: &mut Out, ms: &[Match]) -> Result<()> {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(out);
-        w.write_record(self.cols.iter().map(|(n, _)| n.as_str()))?;
-        for m in ms {
-            w.write_record(self.row(m)?.into_iter().map(Option::unwrap_or_default))?;
+    fn write_csv(&self, out: &mut Out, ms: &[Match], threads: usize) -> Result<()> {
+        let names = self.cols.iter().map(|(n, _)| Some(n.clone()));
+        out.write_all(&csv_lines(std::iter::once(Ok(names.collect())))?)?;
+        self.write_parallel(out, ms, threads, |part| {
+            csv_lines(part.iter().map(|m| self.row(m)))
+        })
+    }
+
+    /// Writes the rows of `ms` in order, formatted by `threads` threads a round at a time:
+    /// each formats a slice of the round into its own buffer (`format`), and the buffers are
+    /// written in turn. The rows of a long hunt's matches took a tenth of its time on one
+    /// thread, after the scan on all of them.
+    fn write_parallel(
+        &self,
+        out: &mut Out,
+        ms: &[Match],
+        threads: usize,
+        format: impl Fn(&[Match]) -> Result<Vec<u8>> + Sync,
+    ) -> Result<()> {
+        let threads = threads.max(1);
+        for round in ms.chunks(ROUND) {
+            let part = round.len().div_ceil(threads).max(1);
+            let bufs = std::thread::scope(|s| {
+                let handles: Vec<_> = round
+                    .chunks(part)
+                    .skip(1)
+                    .map(|p| s.spawn(|| format(p)))
+                    .collect();
+                let first = format(round.get(..part.min(round.len())).unwrap_or_default());
+                let mut bufs = vec![first];
+                for h in handles {
+                    bufs.push(
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("an output thread failed"))),
+                    );
+                }
+                bufs
+            });
+            for b in bufs {
+                out.write_all(&b?)?;
+            }
         }
-        w.flush()?;
         Ok(())
     }
 
-    fn write_ndjson(&self, out: &mut Out, ms: &[Match]) -> Result<()> {
+    fn write_ndjson(&self, out: &mut Out, ms: &[Match], threads: usize) -> Result<()> {
+        self.write_parallel(out, ms, threads, |part| {
+            let mut buf = Vec::new();
+            self.ndjson_lines(&mut buf, part)?;
+            Ok(buf)
+        })
+    }
+
+    fn ndjson_lines(&self, out: &mut Vec<u8>, ms: &[Match]) -> Result<()> {
         for m in ms {
             let mut o = serde_json::Map::new();
             for ((n, c), v) in self.cols.iter().zip(self.row(m)?) {
@@ -314,7 +374,7 @@ impl Rows<'_> {
                 o.insert(n.clone(), v);
             }
             serde_json::to_writer(&mut *out, &o)?;
-            out.write_all(b"\n")?;
+            out.push(b'\n');
         }
         Ok(())
     }

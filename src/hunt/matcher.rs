@@ -22,6 +22,7 @@ pub(crate) struct Tally {
 }
 
 /// Parses an event time: ISO / US forms, else epoch seconds (Zeek).
+#[inline]
 fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
     times.parse(s).or_else(|| Timestamp::parse_epoch(s))
 }

@@ -21,6 +21,11 @@ use std::fmt;
 /// reads back as the same value (`85.5`, `33.333`).
 pub fn format_real(c: f64) -> String {
     if c.fract() == 0.0 {
+        // An integer below 2^53 is exact in an i64 (`{c:.0}` took the exact, slow path of
+        // float formatting: 3 % of a hunt's time in its output rows); -0 keeps its sign.
+        if c.abs() < 9_007_199_254_740_992.0 && !(c == 0.0 && c.is_sign_negative()) {
+            return (c as i64).to_string();
+        }
         format!("{c:.0}")
     } else {
         c.to_string()
@@ -298,5 +303,43 @@ impl fmt::Display for Semantics {
             Semantics::Kql => "kql",
             Semantics::Normalized => "normalized",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `format_real` prints what `{:.0}` prints for integral values (the short path below
+    /// 2^53, the formatter above it, -0 and the infinities included) and the shortest
+    /// round-trip form otherwise.
+    #[test]
+    fn format_real_equals_the_formatter() {
+        let mut rng = crate::gen::Rng::new(0x0f0f_0001);
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            80.0,
+            85.5,
+            100.0,
+            1e15,
+            9.007_199_254_740_992e15,
+        ];
+        values.extend([f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e20, 0.1, 33.333]);
+        for _ in 0..20_000 {
+            let bits = rng.below(u64::MAX);
+            let v = f64::from_bits(bits);
+            values.push(if v.is_nan() { 1.5 } else { v });
+            values.push((rng.below(1 << 60) as f64) * if rng.below(2) == 0 { 1.0 } else { -1.0 });
+            values.push(rng.below(101) as f64);
+        }
+        for c in values {
+            let want = if c.fract() == 0.0 {
+                format!("{c:.0}")
+            } else {
+                c.to_string()
+            };
+            assert_eq!(super::format_real(c), want, "{c:e}");
+        }
     }
 }
