@@ -769,7 +769,8 @@ mod tests {
     /// and DNS logs, CSV and NDJSON, whose keys hit, miss, are empty, quoted or escaped (the
     /// full path), whose times are valid, empty or unparseable, and with malformed records in
     /// between, the matches (in the hunt's order), records, null times, expired pairs,
-    /// skipped records, line count and quote parity equal the full path's.
+    /// skipped records, line count and quote parity equal the full path's. Also with a KQL
+    /// filter that passes every key, so that every key takes the pre-filter's second probe.
     #[test]
     fn lean_prefilter_changes_no_chunk_result() {
         use crate::indicator::{Indicator, Key, Kind, Origin};
@@ -794,7 +795,15 @@ mod tests {
         let mut ind = Indicator::for_key(Key::Ip(cidr), "10.9.0.0/16", Origin::Plain);
         ind.expiration = Some(at(2_000_000_000));
         rows.push(ind);
-        let index = Index::from_bytes(crate::index::build(&rows, Timestamp::MIN).unwrap()).unwrap();
+        let built = Index::from_bytes(crate::index::build(&rows, Timestamp::MIN).unwrap()).unwrap();
+        let saturated = saturated_kql_filter(&built);
+        for index in [built, saturated] {
+            lean_prefilter_on(&index);
+        }
+    }
+
+    fn lean_prefilter_on(index: &Index<Vec<u8>>) {
+        let at = |s: i64| Timestamp::from_unix_secs(s).unwrap();
         let times = [
             "2024-01-01T00:00:00Z",
             "2024-01-01T00:00:00.1234567Z",
@@ -824,10 +833,7 @@ mod tests {
             let mut opts = HuntOptions::new(query);
             opts.semantics = crate::hunt::Semantics::Kql;
             opts.now = at(1_700_000_000);
-            let m = Matcher {
-                index: &index,
-                opts: &opts,
-            };
+            let m = Matcher { index, opts: &opts };
             for json in [false, true] {
                 for _ in 0..200 {
                     let mut text = if json {

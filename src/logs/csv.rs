@@ -14,6 +14,26 @@ pub struct Columns {
     pub index: [Option<usize>; LOGICAL],
     /// Number of columns in the header.
     pub count: usize,
+    /// Logical slot by column index, up to the last needed column (`u8::MAX`: not needed);
+    /// derived from `index` once, not for every chunk or record read.
+    slots: Vec<u8>,
+}
+
+impl Columns {
+    fn new(index: [Option<usize>; LOGICAL], count: usize) -> Columns {
+        let max_needed = index.iter().flatten().copied().max();
+        let mut slots = vec![u8::MAX; max_needed.map_or(0, |m| m + 1)];
+        for (slot, ix) in index.iter().enumerate() {
+            if let Some(c) = ix {
+                slots[*c] = slot as u8;
+            }
+        }
+        Columns {
+            index,
+            count,
+            slots,
+        }
+    }
 }
 
 pub(super) fn prepare(
@@ -41,10 +61,7 @@ pub(super) fn prepare(
         schema.names[i] = ix.map(|j| names[j].clone());
     }
     Ok(Prepared {
-        reader: Reader::Csv(Columns {
-            index,
-            count: names.len(),
-        }),
+        reader: Reader::Csv(Columns::new(index, names.len())),
         header_len: bom + end + 1,
         header_lines: 1,
         schema,
@@ -294,13 +311,8 @@ pub(super) fn scan<'a>(
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> (u64, bool) {
     // Column index -> logical slot, for the needed columns.
-    let max_needed = cols.index.iter().flatten().copied().max();
-    let mut slot_of = vec![u8::MAX; max_needed.map_or(0, |m| m + 1)];
-    for (slot, ix) in cols.index.iter().enumerate() {
-        if let Some(c) = ix {
-            slot_of[*c] = slot as u8;
-        }
-    }
+    let max_needed = cols.slots.len().checked_sub(1);
+    let slot_of = &cols.slots[..];
     // The chunk's valid UTF-8 prefix (all of it, nearly always), checked in one pass: the
     // records inside it need no check of their own.
     let text = super::valid_prefix(b);
@@ -330,7 +342,7 @@ pub(super) fn scan<'a>(
         // else the general parser (which also reports broken quoting).
         let mut ranges = [None; LOGICAL];
         if let Some((end, ncols, newlines)) =
-            unquoted_record(&mut seps, b, pos, &slot_of, &mut ranges)
+            unquoted_record(&mut seps, b, pos, slot_of, &mut ranges)
         {
             // A well-formed record whose needed fields lie in the valid prefix (so all of
             // them are text) is offered to `lean` first, as its time and key.
