@@ -33,6 +33,13 @@ fn compile(dir: &Path, files: &[PathBuf], extra: &[&str]) -> (PathBuf, Output) {
     (idx.clone(), c.output().unwrap())
 }
 
+/// `data/stix-bundle.json` compiled into `dir`.
+fn compiled_stix_bundle(dir: &Path) -> PathBuf {
+    let (idx, o) = compile(dir, &[data("stix-bundle.json")], &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    idx
+}
+
 #[test]
 fn compile_lookup_inspect_verify_on_the_bundled_fixtures() {
     let dir = tempfile::tempdir().unwrap();
@@ -622,8 +629,7 @@ fn hunt_on_a_stream_drops_an_endless_record_with_bounded_memory() {
 #[test]
 fn hunt_with_indicator_columns_reads_each_from_the_record() {
     let dir = tempfile::tempdir().unwrap();
-    let (idx, o) = compile(dir.path(), &[data("stix-bundle.json")], &[]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    let idx = compiled_stix_bundle(dir.path());
     let log = dir.path().join("net.csv");
     std::fs::write(
         &log,
@@ -676,8 +682,7 @@ fn hunt_with_indicator_columns_reads_each_from_the_record() {
 #[test]
 fn rows_formatted_by_several_threads_keep_their_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (idx, o) = compile(dir.path(), &[data("stix-bundle.json")], &[]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    let idx = compiled_stix_bundle(dir.path());
     let log = dir.path().join("net.csv");
     let time = |i: u32| {
         format!(

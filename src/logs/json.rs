@@ -484,7 +484,12 @@ fn apply<'a>(
     } else if a.deeper != 0 && b.get(p) == Some(&b'{') {
         object(b, t, p, paths, level + 1, a.deeper, fields)
     } else {
-        skip_value(b, p)
+        // A string or a scalar, as `skip_value` reads them, without its set-up for nesting.
+        match b.get(p) {
+            Some(b'"') => string_end(b, p),
+            Some(&c) if c == b'-' || c.is_ascii_alphanumeric() => Some(scalar_end(b, p)),
+            _ => skip_value(b, p),
+        }
     }
 }
 
