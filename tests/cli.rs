@@ -19,6 +19,13 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run iocmatch")
 }
 
+/// The NDJSON lines of `out`, parsed.
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -31,6 +38,21 @@ fn compile(dir: &Path, files: &[PathBuf], extra: &[&str]) -> (PathBuf, Output) {
     let mut c = bin();
     c.arg("compile").args(files).arg("-o").arg(&idx).args(extra);
     (idx.clone(), c.output().unwrap())
+}
+
+/// The output of `iocmatch hunt ARGS --index idx log`, which must succeed.
+fn hunt_ok(idx: &Path, log: &Path, args: &[&str]) -> String {
+    let o = bin()
+        .arg("hunt")
+        .args(args)
+        .arg("--index")
+        .arg(idx)
+        .arg(log)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    out
 }
 
 /// `data/stix-bundle.json` compiled into `dir`.
@@ -81,10 +103,7 @@ fn compile_lookup_inspect_verify_on_the_bundled_fixtures() {
     let o = run(&["lookup", idx_s, "203.0.113.10", "--json"]);
     let (stdout, _) = text(&o);
     assert_eq!(o.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 4, "{stdout}");
     assert_eq!(
         lines.iter().filter(|v| v["id"] == "indicator--a1").count(),
@@ -180,11 +199,7 @@ fn latest_keeps_the_newest_row_and_drops_inactive() {
     let idx_s = idx.to_str().unwrap();
     // indicator--a1: the 2024-03-09 row (confidence 85.5) is the newest of three.
     let o = run(&["lookup", idx_s, "203.0.113.10", "--json"]);
-    let v: Vec<serde_json::Value> = text(&o)
-        .0
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let v = json_lines(&text(&o).0);
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["confidence"], 85.5);
     // indicator--b2: the newest row (2024-03-10) has Active=false, so the domain is gone.
@@ -636,31 +651,10 @@ fn hunt_with_indicator_columns_reads_each_from_the_record() {
         "TimeGenerated,SourceIP,DestinationIP\n2026-06-01T00:00:00Z,10.0.0.1,203.0.113.7\n",
     )
     .unwrap();
-    let o = bin()
-        .args([
-            "hunt",
-            "network",
-            "--now",
-            "2026-06-01",
-            "--format",
-            "ndjson",
-            "-q",
-        ])
-        .args([
-            "--with",
-            "ValidFrom,ExpirationDateTime,IndicatorType,Name,Tags",
-        ])
-        .arg("--index")
-        .arg(&idx)
-        .arg(&log)
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let with = "ValidFrom,ExpirationDateTime,IndicatorType,Name,Tags";
+    let args = ["network", "--now", "2026-06-01", "--format", "ndjson", "-q"];
+    let out = hunt_ok(&idx, &log, &[&args[..], &["--with", with]].concat());
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), 1, "{out}");
     let r = &rows[0];
     assert_eq!(r["DestinationIP"], "203.0.113.7");
@@ -716,23 +710,13 @@ fn rows_formatted_by_several_threads_keep_their_order() {
     }
     for threads in ["1", "3"] {
         for format in ["csv", "ndjson"] {
-            let o = bin()
-                .args(["hunt", "network", "--now", "2026-06-01", "-q"])
-                .args(["--threads", threads, "--format", format, "--index"])
-                .arg(&idx)
-                .arg(&log)
-                .output()
-                .unwrap();
-            let (out, err) = text(&o);
-            assert_eq!(o.status.code(), Some(0), "{err}");
+            let args = ["network", "--now", "2026-06-01", "-q", "--threads", threads];
+            let out = hunt_ok(&idx, &log, &[&args[..], &["--format", format]].concat());
             if format == "csv" {
                 assert!(out == want, "threads {threads}: csv rows differ");
                 continue;
             }
-            let rows: Vec<serde_json::Value> = out
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let rows = json_lines(&out);
             assert_eq!(rows.len(), n as usize, "threads {threads}");
             for (k, r) in rows.iter().enumerate() {
                 let i = n - 1 - k as u32;

@@ -157,7 +157,7 @@ pub fn run(a: Args) -> Result<Outcome> {
         ])
         .map(|(n, c)| (n.to_string(), c))
         .collect();
-    if opts.match_fields != [Logical::Key] {
+    if !opts.key_only() {
         cols.push(("MatchedField".into(), Col::MatchedField));
     }
     for w in &a.with {
@@ -250,9 +250,7 @@ fn progress_bar(p: &Progress, done: &std::sync::atomic::AtomicBool, start: Insta
     }
 }
 
-/// How matches become output rows: the index for indicator fields, the chosen columns, the
-/// input names (for `File`) and the query (for `MatchedField`).
-/// Output rows formatted per round (see [`Rows::write_parallel`]).
+/// Output rows formatted per round (see [`write_rounds`]).
 const ROUND: usize = 8192;
 
 /// Rows as CSV lines (fields quoted where needed, `\n` line ends), a null as empty.
@@ -266,6 +264,39 @@ fn csv_lines(rows: impl Iterator<Item = Result<Vec<Option<String>>>>) -> Result<
     w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))
 }
 
+/// Writes the rows of `ms` in order, formatted by `threads` threads a round at a time: each
+/// formats a slice of the round into its own buffer (`format`), and the buffers are written in
+/// turn. The rows of a long hunt's matches took a tenth of its time on one thread, after the
+/// scan on all of them.
+fn write_rounds(
+    out: &mut Out,
+    ms: &[Match],
+    threads: usize,
+    format: impl Fn(&[Match]) -> Result<Vec<u8>> + Sync,
+) -> Result<()> {
+    for round in ms.chunks(ROUND) {
+        let mut parts = round.chunks(round.len().div_ceil(threads.max(1)).max(1));
+        let first = parts.next().unwrap_or_default();
+        let bufs = std::thread::scope(|s| {
+            let others: Vec<_> = parts.map(|p| s.spawn(|| format(p))).collect();
+            let mut bufs = vec![format(first)];
+            for h in others {
+                let joined = h.join();
+                bufs.push(
+                    joined.unwrap_or_else(|_| Err(anyhow::anyhow!("an output thread failed"))),
+                );
+            }
+            bufs
+        });
+        for b in bufs {
+            out.write_all(&b?)?;
+        }
+    }
+    Ok(())
+}
+
+/// How matches become output rows: the index for indicator fields, the chosen columns, the
+/// input names (for `File`) and the query (for `MatchedField`).
 struct Rows<'a> {
     index: &'a Index<IndexBytes>,
     cols: &'a [(String, Col)],
@@ -307,50 +338,13 @@ impl Rows<'_> {
     fn write_csv(&self, out: &mut Out, ms: &[Match], threads: usize) -> Result<()> {
         let names = self.cols.iter().map(|(n, _)| Some(n.clone()));
         out.write_all(&csv_lines(std::iter::once(Ok(names.collect())))?)?;
-        self.write_parallel(out, ms, threads, |part| {
+        write_rounds(out, ms, threads, |part| {
             csv_lines(part.iter().map(|m| self.row(m)))
         })
     }
 
-    /// Writes the rows of `ms` in order, formatted by `threads` threads a round at a time:
-    /// each formats a slice of the round into its own buffer (`format`), and the buffers are
-    /// written in turn. The rows of a long hunt's matches took a tenth of its time on one
-    /// thread, after the scan on all of them.
-    fn write_parallel(
-        &self,
-        out: &mut Out,
-        ms: &[Match],
-        threads: usize,
-        format: impl Fn(&[Match]) -> Result<Vec<u8>> + Sync,
-    ) -> Result<()> {
-        let threads = threads.max(1);
-        for round in ms.chunks(ROUND) {
-            let part = round.len().div_ceil(threads).max(1);
-            let bufs = std::thread::scope(|s| {
-                let handles: Vec<_> = round
-                    .chunks(part)
-                    .skip(1)
-                    .map(|p| s.spawn(|| format(p)))
-                    .collect();
-                let first = format(round.get(..part.min(round.len())).unwrap_or_default());
-                let mut bufs = vec![first];
-                for h in handles {
-                    bufs.push(
-                        h.join()
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("an output thread failed"))),
-                    );
-                }
-                bufs
-            });
-            for b in bufs {
-                out.write_all(&b?)?;
-            }
-        }
-        Ok(())
-    }
-
     fn write_ndjson(&self, out: &mut Out, ms: &[Match], threads: usize) -> Result<()> {
-        self.write_parallel(out, ms, threads, |part| {
+        write_rounds(out, ms, threads, |part| {
             let mut buf = Vec::new();
             self.ndjson_lines(&mut buf, part)?;
             Ok(buf)

@@ -103,9 +103,7 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
     /// [`KqlFilter`] hash, else its [`Matcher::parsed_probe`].
     #[inline]
     fn probe_key(&self, fields: &Fields<'_>) -> Probe {
-        // (A slice pattern: comparing with `[Logical::Key]` called the slice `eq`, 40
-        // instructions a record.)
-        if !matches!(self.opts.match_fields[..], [Logical::Key]) {
+        if !self.opts.key_only() {
             return Probe::Unknown;
         }
         let key = fields[Logical::Key as usize].as_deref().unwrap_or("");
@@ -113,16 +111,20 @@ impl<S: AsRef<[u8]>> Matcher<'_, S> {
             // A KQL join is raw-string equality: the key's bytes are hashed as they stand (no
             // parse, no normalization) for the index's KQL filter. `""` joins the records
             // flagged for it instead.
-            let col = match self.opts.query {
-                Query::Network => KqlColumn::NetworkIp,
-                Query::Dns => KqlColumn::DomainName,
-            };
             return match key {
                 "" => Probe::Unknown,
-                _ => Probe::Raw(KqlFilter::hash(col, key)),
+                _ => Probe::Raw(KqlFilter::hash(self.kql_column(), key)),
             };
         }
         self.parsed_probe(key)
+    }
+
+    /// The KQL column the query's key joins.
+    fn kql_column(&self) -> KqlColumn {
+        match self.opts.query {
+            Query::Network => KqlColumn::NetworkIp,
+            Query::Dns => KqlColumn::DomainName,
+        }
     }
 
     /// The probe of a key parsed or normalized: a valid IPv4 or IPv6 key of the network query,
@@ -274,7 +276,8 @@ pub(crate) enum Item<'a> {
     Bad(u64, Range<usize>, Malformed),
 }
 
-/// Records per batch: enough independent bitmap probes to keep the memory system busy.
+/// Records per batch (and per batch of the lean pre-filter): enough independent bitmap
+/// probes to keep the memory system busy.
 const BATCH: usize = 32;
 
 /// Records a [`scan_batched`] in lean mode ruled out before building their fields: they are
@@ -286,9 +289,6 @@ pub(crate) struct LeanCounts {
     /// Of those, the ones with an unparseable time (read as null in kql mode).
     pub null_times: u64,
 }
-
-/// Records per batch of the lean pre-filter.
-const LEAN_BATCH: usize = 32;
 
 /// A record the lean pre-filter holds until its KQL filter word is read: its line, span,
 /// time and key text, and the key's hash.
@@ -330,10 +330,10 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
     let raw = m.index.kql_filter();
     // The first byte each key's lookup needs (a kql hunt's KQL filter word; the IPv4
     // occupancy bitmap, the string table's filter word of the name and of each label suffix,
-    // the IPv6 lone bucket's first-level entry) is prefetched as its record arrives, so that the miss completes while the
-    // batch's other records are scanned (network 2M csv, 1 thread: 2-8 % less time in four
-    // sets of alternating runs; network 2M ndjson 5 %, dns 0-3 %). The batch then reads
-    // what those bytes lead to.
+    // the IPv6 lone bucket's first-level entry) is prefetched as its record arrives, so that
+    // the miss completes while the batch's other records are scanned (network 2M csv, 1
+    // thread: 2-8 % less time in four sets of alternating runs; network 2M ndjson 5 %, dns
+    // 0-3 %). The batch then reads what those bytes lead to.
     let first_bytes = |key: &Probe| {
         let hashes = match key {
             Probe::V4(a) => return crate::index::prefetch_opt(v4.occupancy_byte(*a)),
@@ -478,14 +478,11 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
             flush(&mut p, &mut f.borrow_mut());
         }
     };
-    let lean_on = lean.is_some() && kql && matches!(m.opts.match_fields[..], [Logical::Key]);
-    let col = match m.opts.query {
-        Query::Network => KqlColumn::NetworkIp,
-        Query::Dns => KqlColumn::DomainName,
-    };
+    let lean_on = lean.is_some() && kql && m.opts.key_only();
+    let col = m.kql_column();
     let mut none = LeanCounts::default();
     let counts = std::cell::RefCell::new(lean.unwrap_or(&mut none));
-    let lean_batch = std::cell::RefCell::new(Vec::<LeanEntry<'a>>::with_capacity(LEAN_BATCH));
+    let lean_batch = std::cell::RefCell::new(Vec::<LeanEntry<'a>>::with_capacity(BATCH));
     let times = std::cell::RefCell::new(TimeCursor::default());
     let error = std::cell::RefCell::new(None);
     let reread = std::cell::RefCell::new(logs::Rereader::new(reader));
@@ -546,7 +543,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
                 key,
                 hash,
             });
-            if batch.len() == LEAN_BATCH {
+            if batch.len() == BATCH {
                 lean_flush(&mut batch);
             }
             true

@@ -188,6 +188,13 @@ pub struct HuntOptions {
 }
 
 impl HuntOptions {
+    /// Whether the hunt matches the key field alone (the default; `--match` adds others).
+    pub fn key_only(&self) -> bool {
+        // (A slice pattern: comparing with `[Logical::Key]` called the slice `eq`, 40
+        // instructions a record on the hot path.)
+        matches!(self.match_fields[..], [Logical::Key])
+    }
+
     /// The column / key names to read per logical field: the query's defaults, overridden by
     /// `columns`. The `Extra` field (DNS answers) is read only when matched on: the CSV reader
     /// then keeps records whose answer list is quoted on its fast path.

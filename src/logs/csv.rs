@@ -225,16 +225,22 @@ fn needed_fields<'a>(
 ) -> (Fields<'a>, usize, usize, bool) {
     let mut fields: Fields<'a> = [None, None, None, None];
     for (f, r) in fields.iter_mut().zip(ranges) {
-        if let Some((s, e)) = *r {
-            // Delimiters are ASCII, so a field of valid text starts and ends on char
-            // boundaries; `get` checks that anyway, and that it lies inside `text`.
-            match text.get(s..strip_cr(b, s, e)) {
+        if let Some(r) = *r {
+            match prefix_text(b, text, r) {
                 Some(t) => *f = Some(Cow::Borrowed(t)),
                 None => return needed_fields_checked(b, ranges, end, ncols),
             }
         }
     }
     (fields, end, ncols, true)
+}
+
+/// The field at `s..e` of `b` (without a CR before its line end) as a slice of `text`, the
+/// chunk's valid UTF-8 prefix; `None` past it. Delimiters are ASCII, so a field of valid
+/// text starts and ends on char boundaries; `get` checks that anyway.
+#[inline(always)]
+fn prefix_text<'a>(b: &[u8], text: &'a str, (s, e): (usize, usize)) -> Option<&'a str> {
+    text.get(s..strip_cr(b, s, e))
 }
 
 /// The end of the field `s..e` without a CR before its line end.
@@ -310,7 +316,6 @@ pub(super) fn scan<'a>(
     rec: &mut impl FnMut(u64, std::ops::Range<usize>, Fields<'a>),
     bad: &mut impl FnMut(u64, std::ops::Range<usize>, Malformed),
 ) -> (u64, bool) {
-    // Column index -> logical slot, for the needed columns.
     let max_needed = cols.slots.len().checked_sub(1);
     let slot_of = &cols.slots[..];
     // The chunk's valid UTF-8 prefix (all of it, nearly always), checked in one pass: the
@@ -349,7 +354,7 @@ pub(super) fn scan<'a>(
             let hi = ranges.iter().flatten().map(|r| r.1).max().unwrap_or(0);
             if ncols == cols.count && end - start <= MAX_RECORD && hi <= text.len() {
                 let get = |slot: Logical| match ranges[slot as usize] {
-                    Some((s, e)) => text.get(s..strip_cr(b, s, e)),
+                    Some(r) => prefix_text(b, text, r),
                     None => Some(""),
                 };
                 if let (Some(t), Some(k)) = (get(Logical::Time), get(Logical::Key)) {

@@ -672,7 +672,7 @@ pub(super) fn scan_with<'a>(
 mod tests {
     use super::*;
 
-    use crate::logs::testing::cands;
+    use crate::logs::testing::{cands, owned};
 
     fn run(text: &str, c: &[&[&str]]) -> (crate::logs::testing::Recs, Vec<(u64, Malformed)>) {
         crate::logs::testing::run(crate::logs::LogFormat::Ndjson, text.as_bytes(), c, 1)
@@ -771,14 +771,9 @@ not json
                         let mut fields: Fields<'_> = Default::default();
                         let t = text.get(from..from + l.len());
                         match top_object(l, t, paths, &mut shape, &mut fields) {
-                            Some(after) if ws(l, after) == l.len() => recs.push((
-                                line,
-                                pos..end,
-                                fields
-                                    .iter()
-                                    .map(|f| f.as_deref().map(str::to_string))
-                                    .collect(),
-                            )),
+                            Some(after) if ws(l, after) == l.len() => {
+                                recs.push((line, pos..end, owned(&fields)))
+                            }
                             _ => bads.push((line, pos..end, Malformed::Json)),
                         }
                     }
@@ -840,10 +835,7 @@ not json
                 &b,
                 7,
                 &mut |_, _, _, _| false,
-                &mut |l, span, f| {
-                    let f = f.iter().map(|f| f.as_deref().map(str::to_string));
-                    recs.push((l, span, f.collect()))
-                },
+                &mut |l, span, f| recs.push((l, span, owned(&f))),
                 &mut |l, span, why| bads.push((l, span, why)),
             );
             let want = by_lines(&paths, &b, 7);

@@ -332,6 +332,11 @@ pub(crate) mod testing {
             .collect()
     }
 
+    /// A record's needed fields as owned strings.
+    pub fn owned(f: &Fields<'_>) -> Vec<Option<String>> {
+        f.iter().map(|x| x.as_deref().map(str::to_string)).collect()
+    }
+
     /// Records as `(line, needed fields as owned strings)`.
     pub type Recs = Vec<(u64, Vec<Option<String>>)>;
 
@@ -359,14 +364,7 @@ pub(crate) mod testing {
             &p.reader,
             &text[p.header_len..],
             first_line,
-            &mut |l, _, f| {
-                recs.push((
-                    l,
-                    f.iter()
-                        .map(|x| x.as_ref().map(|s| s.to_string()))
-                        .collect(),
-                ))
-            },
+            &mut |l, _, f| recs.push((l, owned(&f))),
             &mut |l, _, w| bads.push((l, w)),
         );
         (recs, bads)
@@ -375,14 +373,11 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::owned;
     use super::*;
 
     /// One scan's records as owned text: `(line, span, fields)`.
     type Seen = Vec<(u64, std::ops::Range<usize>, Vec<Option<String>>)>;
-
-    fn owned(f: &Fields<'_>) -> Vec<Option<String>> {
-        f.iter().map(|x| x.as_deref().map(str::to_string)).collect()
-    }
 
     /// For random documents of `pieces` after `header`: every record [`scan`] gives is read
     /// again, equal, by [`fields_at`] and by one [`Rereader`] kept across the records; and
