@@ -33,11 +33,28 @@ pub(crate) fn find_any<const N: usize>(b: &[u8], from: usize, set: [u8; N]) -> O
     crate::swar::find_any(b, i, set)
 }
 
+/// The first byte at or after `from` that is not one of a bare JSON scalar's (an ASCII letter
+/// or digit, `-`, `+` or `.`), or `b.len()`: sixteen bytes at a time, then eight (the end of a
+/// number or `true` in a JSON log record, which is rarely longer than a lane).
+#[inline(always)]
+pub(crate) fn scalar_end(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(lane) = b.get(i..i.saturating_add(16)) {
+        let other = !imp::scalar16(lane.try_into().unwrap_or(&[0; 16])) & 0xffff;
+        if other != 0 {
+            return i + other.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    crate::swar::scalar_end(b, i)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i, zeroed_m128i,
+        bitand_m128i, bitandnot_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i,
+        cmp_lt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        zeroed_m128i,
     };
 
     #[inline(always)]
@@ -48,11 +65,35 @@ mod imp {
         });
         u32::from(move_mask_i8_m128i(hits) as u16)
     }
+
+    /// The bits of the lane's bytes that a bare JSON scalar may hold. The compares are
+    /// signed, so bytes from 0x80 up (negative) fall in neither range.
+    #[inline(always)]
+    pub(super) fn scalar16(lane: &[u8; 16]) -> u32 {
+        let v = load_unaligned_m128i(lane);
+        let splat = |c: u8| set_splat_i8_m128i(c as i8);
+        let within = |x, lo: u8, hi: u8| {
+            bitand_m128i(
+                cmp_gt_mask_i8_m128i(x, splat(lo - 1)),
+                cmp_lt_mask_i8_m128i(x, splat(hi + 1)),
+            )
+        };
+        // Setting bit 5 folds `A..=Z` onto `a..=z` (and no other byte onto it).
+        let letter = within(bitor_m128i(v, splat(0x20)), b'a', b'z');
+        // `+`, `,`, `-`, `.`, `/`, `0..=9`, less the comma and the slash.
+        let punct_or_digit = within(v, b'+', b'9');
+        let comma_or_slash = bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, splat(b',')),
+            cmp_eq_mask_i8_m128i(v, splat(b'/')),
+        );
+        let ok = bitor_m128i(letter, bitandnot_m128i(comma_or_slash, punct_or_digit));
+        u32::from(move_mask_i8_m128i(ok) as u16)
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    use crate::swar::{bits, eq};
+    use crate::swar::{bits, eq, in_range};
 
     #[inline(always)]
     pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
@@ -61,6 +102,23 @@ mod imp {
             let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
             let hits = set.iter().fold(0, |acc, &c| acc | eq(w, c));
             m |= bits(hits) << (8 * k);
+        }
+        m
+    }
+
+    /// The bits of the lane's bytes that a bare JSON scalar may hold.
+    #[inline(always)]
+    pub(super) fn scalar16(lane: &[u8; 16]) -> u32 {
+        let mut m = 0u32;
+        for (k, w) in lane.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+            let ok = in_range(w, b'0', b'9')
+                | in_range(w, b'a', b'z')
+                | in_range(w, b'A', b'Z')
+                | eq(w, b'-')
+                | eq(w, b'+')
+                | eq(w, b'.');
+            m |= bits(ok) << (8 * k);
         }
         m
     }

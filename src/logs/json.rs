@@ -4,6 +4,7 @@
 //! unless they contain escapes.
 
 use super::{Fields, Malformed, Prepared, Reader, Schema, LOGICAL, MAX_RECORD};
+use crate::blockmask::scalar_end;
 use std::borrow::Cow;
 
 /// The key path of each logical field (`None` = not read).
@@ -340,29 +341,6 @@ fn skip_value(b: &[u8], p: usize) -> Option<usize> {
     }
 }
 
-/// The end of the bare scalar (number, `true`, `false`, `null`) at `p`: the first byte that
-/// is not an ASCII letter, digit, `-`, `+` or `.`, eight bytes at a time.
-#[inline]
-fn scalar_end(b: &[u8], mut p: usize) -> usize {
-    use crate::swar::{eq, in_range, word, HIGH};
-    while p < b.len() {
-        // Bytes past the end read as 0, which ends the scalar.
-        let w = word(b, p, 0);
-        let ok = in_range(w, b'0', b'9')
-            | in_range(w, b'a', b'z')
-            | in_range(w, b'A', b'Z')
-            | eq(w, b'-')
-            | eq(w, b'+')
-            | eq(w, b'.');
-        let other = !ok & HIGH;
-        if other != 0 {
-            return (p + (other.trailing_zeros() / 8) as usize).min(b.len());
-        }
-        p += 8;
-    }
-    b.len()
-}
-
 /// The first `"`, `\\` or newline at or after `from`, sixteen bytes at a time: JSON strings in
 /// logs are short (an address or a timestamp is one or two steps), and a `memchr2` call costs
 /// more than it saves on a few bytes. A newline there ends the record: no JSON string holds
@@ -521,7 +499,7 @@ fn object<'a>(
 /// one log nearly always repeat their keys in the same order, so a key that equals, byte for
 /// byte, the one at the same position last time needs neither a parse of its own nor a
 /// comparison with the wanted paths.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Shape {
     /// Member leads (the quoted key, without escapes, and its colon) and actions; the first
     /// `len` are current.
@@ -568,6 +546,63 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// Reads the record at the start of `b` (`t`: `b` as text, as far as it is UTF-8) on the
+    /// common path alone: compact members whose leads are, in order, all the remembered
+    /// ones, each with a string or bare scalar value. Returns the position after the record,
+    /// or `None` for anything else (the caller then walks the record with [`top_object`],
+    /// which reads it as this does when this reads it at all, and leaves the shape as it is).
+    #[inline]
+    fn fast<'a>(&self, b: &'a [u8], t: Option<&'a str>, fields: &mut Fields<'a>) -> Option<usize> {
+        let keys = self.keys.get(..self.len)?;
+        let last = keys.len().checked_sub(1)?;
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        let t = t?;
+        let mut p = 1;
+        // A member whose path goes deeper (`a.deeper`) has an object value, which ends this
+        // path, or a string or scalar one, which the walk skips too.
+        for (j, (lead, a)) in keys.iter().enumerate() {
+            let end = p + lead.len();
+            if !b.get(p..end).is_some_and(|s| crate::swar::same(s, lead)) {
+                return None;
+            }
+            p = end;
+            let c = *b.get(p)?;
+            let (v, n) = if c == b'"' {
+                let k = quote_or_backslash(b, p + 1)?;
+                if b[k] != b'"' {
+                    return None;
+                }
+                (p + 1..k, k + 1)
+            } else if (c.is_ascii_alphanumeric() || c == b'-') && !(c == b'n' && a.leaf != 0) {
+                let e = scalar_end(b, p);
+                (p..e, e)
+            } else {
+                return None;
+            };
+            if a.leaf != 0 {
+                let s = t.get(v)?;
+                let mut want = a.leaf;
+                while want != 0 {
+                    let i = want.trailing_zeros() as usize;
+                    want &= want - 1;
+                    if let Some(f) = fields.get_mut(i) {
+                        *f = Some(Cow::Borrowed(s));
+                    }
+                }
+            }
+            match b.get(n) {
+                Some(b',') => p = n + 1,
+                Some(b'}') if j == last => return Some(n + 1),
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
 /// [`object`] at the top level of a record, through `shape`.
 #[inline]
 fn top_object<'a>(
@@ -577,10 +612,12 @@ fn top_object<'a>(
     shape: &mut Shape,
     fields: &mut Fields<'a>,
 ) -> Option<usize> {
-    walk(
+    let mut members = 0;
+    let end = walk(
         b,
         0,
         |j, p| {
+            members = j + 1;
             shape.known(j, b, p).or_else(|| {
                 let (k, vp) = key_and_colon(b, p)?;
                 let a = action(paths, 0, 0xff, &k);
@@ -589,7 +626,14 @@ fn top_object<'a>(
             })
         },
         |a, p| apply(b, t, p, paths, 0, a, fields),
-    )
+    );
+    // A record with fewer members than the shape remembers (Zeek leaves unset fields out)
+    // ends it there, so that [`Shape::fast`], which reads exactly the remembered members,
+    // reads the records like it that follow.
+    if end.is_some() {
+        shape.len = shape.len.min(members);
+    }
+    end
 }
 
 /// Scans NDJSON records. Each is walked from its first byte, before its line's end is known:
@@ -636,7 +680,13 @@ pub(super) fn scan_with<'a>(
             Some(_) => {}
         }
         let mut fields: Fields<'a> = Default::default();
-        let walked = top_object(&b[from..], text.get(from..), paths, shape, &mut fields)
+        let t = text.get(from..);
+        let walked = shape
+            .fast(&b[from..], t, &mut fields)
+            .or_else(|| {
+                fields = Default::default();
+                top_object(&b[from..], t, paths, shape, &mut fields)
+            })
             .map(|after| line_ws(b, from + after))
             .filter(|&e| e == b.len() || b[e] == b'\n');
         let end = walked
@@ -850,6 +900,104 @@ not json
         assert!(records > 2000, "{records} records");
     }
 
+    /// [`Shape::fast`] against the walk it short-cuts: on records of a few key layouts (a
+    /// layout mostly repeats, as in real logs) with values of every kind and, now and then,
+    /// whitespace between tokens, whatever the fast path reads (position and fields) the walk
+    /// reads too, without learning anything new; and it reads every compact record of string
+    /// and number values after one of the same layout.
+    #[test]
+    fn the_fast_path_reads_what_the_walk_reads() {
+        // `k` feeds two fields; `x.y` is a nested path, which the fast path leaves to the walk.
+        let c = crate::logs::testing::cands(&[&["t"], &["k"], &["k"], &["x.y"]]);
+        let head = br#"{"t":"1","k":"3","x":{"y":"4"}}"#;
+        let Reader::Json(paths) = prepare(head, &c).unwrap().reader else {
+            unreachable!()
+        };
+        let layouts: [&[&str]; 5] = [
+            &["t", "s", "k", "n"],
+            &["t", "s", "k"],
+            &["k", "t"],
+            &["t", "x", "k"],
+            &["t", "s", "k", "n", "k"],
+        ];
+        let values: [&[u8]; 17] = [
+            br#""2024-01-01T00:00:00Z""#,
+            br#""10.0.0.1""#,
+            br#""""#,
+            br#""a\"b""#,
+            br#""\u00e9""#,
+            "\"\u{e9}t\u{e9}\"".as_bytes(),
+            b"\"\xff\"",
+            b"12",
+            b"-1.5e+3",
+            b"true",
+            b"null",
+            b"nan",
+            b"[1,\"a\"]",
+            br#"{"y":"4"}"#,
+            br#"{"z":1}"#,
+            b"1x\"",
+            b"\"open",
+        ];
+        let mut rng = crate::gen::Rng::new(0x15_0000_0003);
+        let mut shape = Shape::default();
+        let mut layout = layouts[0];
+        let (mut fast, mut plain, mut last_plain) = (0, 0, None);
+        for _ in 0..20_000 {
+            if rng.below(10) == 0 {
+                layout = layouts[rng.below(layouts.len() as u64) as usize];
+            }
+            let spaced = rng.below(8) == 0;
+            let mut b = b"{".to_vec();
+            let mut common = !spaced && !layout.contains(&"x");
+            for (j, k) in layout.iter().enumerate() {
+                if j > 0 {
+                    b.push(b',');
+                }
+                if spaced && rng.below(2) == 0 {
+                    b.push(b' ');
+                }
+                b.extend_from_slice(format!("\"{k}\":").as_bytes());
+                if spaced && rng.below(2) == 0 {
+                    b.push(b' ');
+                }
+                // Mostly strings and numbers, as in logs; the rest of every kind.
+                let v = if rng.below(3) == 0 {
+                    values[rng.below(values.len() as u64) as usize]
+                } else {
+                    values[rng.below(2) as usize * 7]
+                };
+                common &= v == values[0] || v == values[7];
+                b.extend_from_slice(v);
+            }
+            b.push(b'}');
+            if rng.below(20) == 0 {
+                b.truncate(rng.below(b.len() as u64) as usize);
+                common = false;
+            }
+            let t = Some(crate::logs::valid_prefix(&b));
+            let before = shape.clone();
+            let mut quick: Fields<'_> = Default::default();
+            let got = before.fast(&b, t, &mut quick);
+            let mut walked: Fields<'_> = Default::default();
+            let want = top_object(&b, t, &paths, &mut shape, &mut walked);
+            let text = String::from_utf8_lossy(&b);
+            if let Some(n) = got {
+                fast += 1;
+                assert_eq!(Some(n), want, "{text}");
+                assert_eq!(owned(&quick), owned(&walked), "{text}");
+                assert_eq!(shape.len, before.len, "{text}");
+                assert_eq!(shape.keys[..shape.len], before.keys[..before.len], "{text}");
+            }
+            if common && last_plain == Some(layout) {
+                plain += 1;
+                assert!(got.is_some(), "{text}");
+            }
+            last_plain = common.then_some(layout);
+        }
+        assert!(plain > 800 && fast > plain, "{fast} fast, {plain} plain");
+    }
+
     /// A first record longer than the head that detection reads (1 MiB) is skipped as too
     /// long, not taken for a file that is not NDJSON; the records after it are read.
     #[test]
@@ -1037,13 +1185,13 @@ not json
         }
     }
 
-    /// The word-at-a-time scalar end against a byte-by-byte definition.
+    /// The scalar end, sixteen and eight bytes at a time, against a byte-by-byte definition.
     #[test]
     fn scalar_end_matches_bytewise() {
         let mut rng = crate::gen::Rng::new(0x5ca1_0001);
-        let alphabet = b"09azAZ-+.e,}] \"\x00\x7f\x80\xff_";
+        let alphabet = b"09azAZ-+.e,}] \"\x00\x7f\x80\xff_@[`{/*:";
         for _ in 0..20_000 {
-            let b = crate::logs::testing::random_bytes(&mut rng, alphabet, 24);
+            let b = crate::logs::testing::random_bytes(&mut rng, alphabet, 40);
             for p in 0..=b.len() {
                 let want = (p..b.len())
                     .find(|&i| {
