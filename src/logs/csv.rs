@@ -351,8 +351,9 @@ pub(super) fn scan<'a>(
         {
             // A well-formed record whose needed fields lie in the valid prefix (so all of
             // them are text) is offered to `lean` first, as its time and key.
-            let hi = ranges.iter().flatten().map(|r| r.1).max().unwrap_or(0);
-            if ncols == cols.count && end - start <= MAX_RECORD && hi <= text.len() {
+            let in_text =
+                || text.len() == b.len() || ranges.iter().flatten().all(|r| r.1 <= text.len());
+            if ncols == cols.count && end - start <= MAX_RECORD && in_text() {
                 let get = |slot: Logical| match ranges[slot as usize] {
                     Some(r) => prefix_text(b, text, r),
                     None => Some(""),

@@ -440,16 +440,17 @@ mod tests {
             }
             records += seen.len();
         }
-        // The pieces make records, and for CSV and NDJSON most of them go the lean way.
+        // The pieces make records, and for CSV and NDJSON many of them go the lean way (not
+        // those after a bad byte in their chunk).
         assert!(records > 3000, "{records} records");
         if format != LogFormat::ZeekTsv {
-            assert!(taken * 2 > records, "{taken} of {records} taken");
+            assert!(taken * 5 > records * 2, "{taken} of {records} taken");
         }
     }
 
     #[test]
     fn csv_records_reread_and_lean() {
-        let pieces: [&[u8]; 14] = [
+        let pieces: [&[u8]; 15] = [
             b"2024-01-01T00:00:00Z,10.0.0.1,evil.com,x\n",
             b"2024-01-01T00:00:00Z,10.0.0.1,evil.com,x\r\n",
             b",,,\n",
@@ -457,6 +458,8 @@ mod tests {
             b"t,s,k,\"a\nb\"\n",
             b"t,s,k\n",
             b"t,\xff,k,x\n",
+            // A bad byte after the time and the key, in a needed field.
+            b"t,s,k,\xff\n",
             b"\xc3\xa9,s,\xc3\xa9,x\n",
             b"\"",
             b",",
