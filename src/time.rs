@@ -245,11 +245,10 @@ fn fixed_then_fraction(b: &[u8], len: usize) -> Option<(&[u8], i64)> {
     Some((fixed, ticks7(frac)?))
 }
 
-/// `.fffffffZ` (exactly seven fraction digits) as 100 ns ticks, without a loop: the digits
-/// are read as one little-endian word, checked and combined with three multiplies (digit
-/// pairs, then quads, then the eight; a `0` stands in front). `None` for any other shape.
+/// [`fraction7z`]'s check: `.` and seven digits then `Z`, as one word of eight digits (a `0`
+/// first).
 #[inline]
-fn fraction7z(b: &[u8]) -> Option<i64> {
+fn fraction7z_digits(b: &[u8]) -> Option<u64> {
     let (&b'.', rest) = b.split_first()? else {
         return None;
     };
@@ -262,9 +261,15 @@ fn fraction7z(b: &[u8]) -> Option<i64> {
     // carry out of a byte comes only from a byte that already fails).
     const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     let ok = (d & HI) | ((d.wrapping_add(0x0606_0606_0606_0606) & HI) >> 4);
-    if ok != 0x3333_3333_3333_3333 {
-        return None;
-    }
+    (ok == 0x3333_3333_3333_3333).then_some(d)
+}
+
+/// `.fffffffZ` (exactly seven fraction digits) as 100 ns ticks, without a loop: the digits
+/// are read as one little-endian word, checked and combined with three multiplies (digit
+/// pairs, then quads, then the eight; a `0` stands in front). `None` for any other shape.
+#[inline]
+fn fraction7z(b: &[u8]) -> Option<i64> {
+    let d = fraction7z_digits(b)?;
     let v = (d & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
     let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
     let v = (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32;
@@ -341,6 +346,27 @@ impl TimeCursor {
             self.learn(b);
         }
         t
+    }
+
+    /// Whether [`TimeCursor::parse`] gives a time for `s`: on the same-minute shortcut, from
+    /// the digits alone (no value is computed), else through `parse`.
+    #[inline]
+    pub fn parses(&mut self, s: &str) -> bool {
+        let b = s.as_bytes();
+        if let Some((text, start)) = &self.minute {
+            // Every second of the minute (to a leap second's end) is in range: the shortcut
+            // gives a time exactly when the digits are well-formed.
+            if b.len() == 28
+                && b[..16] == text[..]
+                && b[16] == b':'
+                && *start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
+                && two_digits(b, 17).is_some_and(|s| s <= 60)
+                && fraction7z_digits(&b[19..]).is_some()
+            {
+                return true;
+            }
+        }
+        self.parse(s).is_some()
     }
 
     /// Remembers the hour of `b` if it has the fixed layout.
@@ -578,6 +604,7 @@ mod tests {
         ];
         let alphabet = b"0123456789:.Z zT-";
         let mut cursor = TimeCursor::default();
+        let mut checker = TimeCursor::default();
         let mut shortcut_valid = 0;
         let mut hour = hours[0];
         for _ in 0..300_000 {
@@ -603,6 +630,7 @@ mod tests {
             let before = cursor.base.is_some() && text.as_bytes().get(..13) == Some(&cursor.hour);
             let got = cursor.parse(&text);
             assert_eq!(got, Timestamp::parse(&text), "{text}");
+            assert_eq!(checker.parses(&text), got.is_some(), "{text}");
             shortcut_valid += usize::from(before && got.is_some());
         }
         assert!(
@@ -657,6 +685,8 @@ mod tests {
         ];
         let alphabet = b"0123456789:.Z zT-";
         let mut cursor = TimeCursor::default();
+        // One driven by `parses` alone, as the lean pre-filter drives its cursor.
+        let mut checker = TimeCursor::default();
         let mut shortcut = 0;
         let mut second = seconds[0];
         for _ in 0..300_000 {
@@ -686,6 +716,7 @@ mod tests {
                 .is_some_and(|(t, _)| text.len() == 28 && text.as_bytes()[..16] == t);
             let got = cursor.parse(&text);
             assert_eq!(got, Timestamp::parse(&text), "{text}");
+            assert_eq!(checker.parses(&text), got.is_some(), "{text}");
             shortcut += usize::from(taken && got.is_some());
         }
         assert!(shortcut > 100_000, "shortcut taken {shortcut} times");

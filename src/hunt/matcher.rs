@@ -27,6 +27,13 @@ fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
     times.parse(s).or_else(|| Timestamp::parse_epoch(s))
 }
 
+/// Whether [`parse_time`] gives a time for `s`, cheaper: for the records the lean
+/// pre-filter rules out, whose times are only counted when they do not parse.
+#[inline]
+fn time_parses(times: &mut TimeCursor, s: &str) -> bool {
+    times.parses(s) || Timestamp::parse_epoch(s).is_some()
+}
+
 /// A quick plausibility check for a DNS name: what no indicator key can equal.
 fn plausible_domain(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
@@ -518,7 +525,7 @@ pub(crate) fn scan_batched<'a, S: AsRef<[u8]>, F: FnMut(&Item<'a>)>(
                 }
             } else {
                 counts.records += 1;
-                if !e.time.is_empty() && parse_time(&mut times.borrow_mut(), e.time).is_none() {
+                if !e.time.is_empty() && !time_parses(&mut times.borrow_mut(), e.time) {
                     counts.null_times += 1;
                 }
             }
