@@ -544,9 +544,7 @@ impl Shape {
         }
         self.len = j + 1;
     }
-}
 
-impl Shape {
     /// Reads the record at the start of `b` (`t`: `b` as text, as far as it is UTF-8) on the
     /// common path alone: compact members whose leads are, in order, all the remembered
     /// ones, each with a string or bare scalar value. Returns the position after the record,
