@@ -93,7 +93,7 @@ mod imp {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    use crate::swar::{bits, eq, in_range};
+    use crate::swar::{bits, eq, scalar_bytes};
 
     #[inline(always)]
     pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
@@ -112,13 +112,7 @@ mod imp {
         let mut m = 0u32;
         for (k, w) in lane.chunks_exact(8).enumerate() {
             let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-            let ok = in_range(w, b'0', b'9')
-                | in_range(w, b'a', b'z')
-                | in_range(w, b'A', b'Z')
-                | eq(w, b'-')
-                | eq(w, b'+')
-                | eq(w, b'.');
-            m |= bits(ok) << (8 * k);
+            m |= bits(scalar_bytes(w)) << (8 * k);
         }
         m
     }

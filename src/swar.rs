@@ -88,20 +88,24 @@ pub(crate) fn find_any<const N: usize>(b: &[u8], from: usize, set: [u8; N]) -> O
     None
 }
 
+/// Bytes of `w` that a bare JSON scalar may hold: ASCII letters and digits, `-`, `+`, `.`.
+#[inline(always)]
+pub(crate) fn scalar_bytes(w: u64) -> u64 {
+    in_range(w, b'0', b'9')
+        | in_range(w, b'a', b'z')
+        | in_range(w, b'A', b'Z')
+        | eq(w, b'-')
+        | eq(w, b'+')
+        | eq(w, b'.')
+}
+
 /// The first byte at or after `from` that is not one of a bare JSON scalar's (number, `true`,
 /// `false`, `null`): an ASCII letter or digit, `-`, `+` or `.`; `b.len()` if there is none.
 #[inline]
 pub(crate) fn scalar_end(b: &[u8], mut p: usize) -> usize {
     while p < b.len() {
         // Bytes past the end read as 0, which ends the scalar.
-        let w = word(b, p, 0);
-        let ok = in_range(w, b'0', b'9')
-            | in_range(w, b'a', b'z')
-            | in_range(w, b'A', b'Z')
-            | eq(w, b'-')
-            | eq(w, b'+')
-            | eq(w, b'.');
-        let other = !ok & HIGH;
+        let other = !scalar_bytes(word(b, p, 0)) & HIGH;
         if other != 0 {
             return (p + (other.trailing_zeros() / 8) as usize).min(b.len());
         }

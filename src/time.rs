@@ -320,14 +320,9 @@ impl TimeCursor {
     #[inline]
     pub fn parse(&mut self, s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if let Some((text, start)) = &self.minute {
-            if b.len() == 28 && b[..16] == text[..] && b[16] == b':' {
-                // As `within_hour` reads them (`:60`, a leap second, folds into the next
-                // minute); other seconds take the hour's path, which rejects them.
-                let s = two_digits(b, 17).filter(|&s| s <= 60);
-                if let (Some(s), Some(sub)) = (s, fraction7z(&b[19..])) {
-                    return Timestamp::from_ticks(start + i64::from(s) * TICKS_PER_SEC + sub);
-                }
+        if let Some((start, s)) = self.same_minute(b) {
+            if let Some(sub) = fraction7z(&b[19..]) {
+                return Timestamp::from_ticks(start + i64::from(s) * TICKS_PER_SEC + sub);
             }
         }
         if let Some(base) = self.base {
@@ -353,20 +348,29 @@ impl TimeCursor {
     #[inline]
     pub fn parses(&mut self, s: &str) -> bool {
         let b = s.as_bytes();
-        if let Some((text, start)) = &self.minute {
+        if let Some((start, _)) = self.same_minute(b) {
             // Every second of the minute (to a leap second's end) is in range: the shortcut
-            // gives a time exactly when the digits are well-formed.
-            if b.len() == 28
-                && b[..16] == text[..]
-                && b[16] == b':'
-                && *start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
-                && two_digits(b, 17).is_some_and(|s| s <= 60)
+            // gives a time exactly when the fraction is well-formed.
+            if start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
                 && fraction7z_digits(&b[19..]).is_some()
             {
                 return true;
             }
         }
         self.parse(s).is_some()
+    }
+
+    /// For a 28-byte time in the remembered minute with valid seconds: the minute's ticks and
+    /// the seconds (the fraction is left to the caller). Seconds as `within_hour` reads them
+    /// (`:60`, a leap second, folds into the next minute); others take the hour's path, which
+    /// rejects them.
+    #[inline(always)]
+    fn same_minute(&self, b: &[u8]) -> Option<(i64, u32)> {
+        let (text, start) = self.minute.as_ref()?;
+        if b.len() != 28 || b[..16] != text[..] || b[16] != b':' {
+            return None;
+        }
+        Some((*start, two_digits(b, 17).filter(|&s| s <= 60)?))
     }
 
     /// Remembers the hour of `b` if it has the fixed layout.
