@@ -153,7 +153,13 @@ fn field(b: &[u8], pos: usize) -> Option<(Cow<'_, [u8]>, usize, u8)> {
 }
 
 /// The delimiters the record scan walks.
-type Delimiters<'a> = crate::blockmask::Cursor<'a, 3>;
+struct DelimiterSet;
+
+impl crate::blockmask::ByteSet<3> for DelimiterSet {
+    const SET: [u8; 3] = [b',', b'\n', b'"'];
+}
+
+type Delimiters<'a> = crate::blockmask::Cursor<'a, DelimiterSet, 3>;
 
 /// Scans a record whose needed fields are unquoted (nearly every record) from `seps`,
 /// positioned at its first delimiter: fills the needed fields' byte ranges and returns the
@@ -321,7 +327,7 @@ pub(super) fn scan<'a>(
     // The chunk's valid UTF-8 prefix (all of it, nearly always), checked in one pass: the
     // records inside it need no check of their own.
     let text = super::valid_prefix(b);
-    let mut seps = Delimiters::new(b, [b',', b'\n', b'"'], 0);
+    let mut seps = Delimiters::new(b, 0);
     let mut pos = 0;
     let mut line = first_line;
     // Quote characters in the chunk, for its parity (see `logs::scan`). A record the fast path
