@@ -1,4 +1,5 @@
-//! Byte-class bitmasks of 64-byte blocks, and a cursor over the selected bytes of a buffer.
+//! Byte-class bitmasks of 64-byte blocks, a cursor over the selected bytes of a buffer, and
+//! the layout check of a sixteen-byte field.
 //!
 //! The CSV reader finds its delimiters here: one pass computes, per block of 64 bytes, a `u64`
 //! with bit `j` set where byte `j` is one of a few delimiters, and the reader walks the set bits
@@ -49,13 +50,32 @@ pub(crate) fn scalar_end(b: &[u8], from: usize) -> usize {
     crate::swar::scalar_end(b, i)
 }
 
+/// Whether the sixteen bytes of `lane` are ASCII digits where `digits` has a bit set (bit
+/// `j` for byte `j`) and equal the bytes of `layout` elsewhere: a fixed-layout field (a
+/// time's `HH:mm:ss.fffffffZ`) checked in one step.
+#[inline(always)]
+pub(crate) fn lane_layout(lane: &[u8; 16], layout: &[u8; 16], digits: u16) -> bool {
+    imp::lane_layout(lane, layout, digits)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use safe_arch::{
         bitand_m128i, bitandnot_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i,
-        cmp_lt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
-        zeroed_m128i,
+        cmp_lt_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i, sub_i8_m128i, zeroed_m128i,
     };
+
+    #[inline(always)]
+    pub(super) fn lane_layout(lane: &[u8; 16], layout: &[u8; 16], digits: u16) -> bool {
+        let v = load_unaligned_m128i(lane);
+        // A digit is a byte that stays at most 9 after subtracting `0` (unsigned).
+        let d = sub_i8_m128i(v, set_splat_i8_m128i(b'0' as i8));
+        let is_digit = cmp_eq_mask_i8_m128i(min_u8_m128i(d, set_splat_i8_m128i(9)), d);
+        let same = cmp_eq_mask_i8_m128i(v, load_unaligned_m128i(layout));
+        let bits = |m| move_mask_i8_m128i(m) as u16;
+        (bits(is_digit) & digits) | (bits(same) & !digits) == u16::MAX
+    }
 
     #[inline(always)]
     pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
@@ -94,6 +114,17 @@ mod imp {
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     use crate::swar::{bits, eq, scalar_bytes};
+
+    #[inline(always)]
+    pub(super) fn lane_layout(lane: &[u8; 16], layout: &[u8; 16], digits: u16) -> bool {
+        lane.iter().zip(layout).enumerate().all(|(j, (&c, &l))| {
+            if digits >> j & 1 == 1 {
+                c.is_ascii_digit()
+            } else {
+                c == l
+            }
+        })
+    }
 
     #[inline(always)]
     pub(super) fn mask16<const N: usize>(lane: &[u8; 16], set: [u8; N]) -> u32 {
@@ -239,5 +270,46 @@ mod tests {
             }
             assert_eq!(got, expect(to), "{b:?} seek {to}");
         }
+    }
+
+    /// [`lane_layout`] against a byte-by-byte definition: random lanes of digits, the bytes
+    /// around them (`/`, `:`) and bytes from 0x80 up, random digit masks and layouts.
+    #[test]
+    fn lane_layout_matches_bytewise() {
+        let mut rng = crate::gen::Rng::new(0xb10c_0002);
+        let alphabet = b"0189/:.Z\x00\x7f\x80\xb0\xff";
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..200_000 {
+            let digits = rng.below(1 << 16) as u16;
+            let mut layout = [0u8; 16];
+            let mut lane = [0u8; 16];
+            for j in 0..16 {
+                layout[j] = alphabet[rng.below(alphabet.len() as u64) as usize];
+                // Mostly a byte that passes, so that every position gets to decide.
+                lane[j] = match (rng.below(16), digits >> j & 1 == 1) {
+                    (0, _) => alphabet[rng.below(alphabet.len() as u64) as usize],
+                    (_, true) => b'0' + rng.below(10) as u8,
+                    (_, false) => layout[j],
+                };
+            }
+            let want = (0..16).all(|j| {
+                if digits >> j & 1 == 1 {
+                    lane[j].is_ascii_digit()
+                } else {
+                    lane[j] == layout[j]
+                }
+            });
+            assert_eq!(
+                lane_layout(&lane, &layout, digits),
+                want,
+                "{lane:?} {layout:?} {digits:x}"
+            );
+            if want {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        assert!(yes > 10_000 && no > 10_000, "{yes} {no}");
     }
 }

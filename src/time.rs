@@ -344,20 +344,35 @@ impl TimeCursor {
     }
 
     /// Whether [`TimeCursor::parse`] gives a time for `s`: on the same-minute shortcut, from
-    /// the digits alone (no value is computed), else through `parse`.
+    /// the layout alone (no value is computed), else through `parse`.
     #[inline]
     pub fn parses(&mut self, s: &str) -> bool {
+        self.parses_quickly(s) || self.parse(s).is_some()
+    }
+
+    /// `true` when [`TimeCursor::parses`] is, decided from the remembered minute alone;
+    /// `false` otherwise (also for some times that parse): the shortcut's case, small enough
+    /// to inline where nearly every time takes it.
+    #[inline(always)]
+    pub(crate) fn parses_quickly(&self, s: &str) -> bool {
         let b = s.as_bytes();
-        if let Some((start, _)) = self.same_minute(b) {
-            // Every second of the minute (to a leap second's end) is in range: the shortcut
-            // gives a time exactly when the fraction is well-formed.
-            if start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
-                && fraction7z_digits(&b[19..]).is_some()
-            {
-                return true;
-            }
-        }
-        self.parse(s).is_some()
+        let (Some((text, start)), Some(head), Some(tail)) =
+            (&self.minute, b.get(..16), b.get(12..28))
+        else {
+            return false;
+        };
+        // The shortcut's case: 28 bytes in the remembered minute, the layout
+        // `H:mm:ss.fffffffZ` from byte 12, seconds up to 60. Every second of the minute (to a
+        // leap second's end) is in range, so the shortcut gives a time.
+        b.len() == 28
+            && head == text
+            && crate::blockmask::lane_layout(
+                tail.try_into().unwrap_or(&[0; 16]),
+                b"0:00:00.0000000Z",
+                0x7F6D,
+            )
+            && u16::from_be_bytes([b[17], b[18]]) <= u16::from_be_bytes(*b"60")
+            && *start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
     }
 
     /// For a 28-byte time in the remembered minute with valid seconds: the minute's ticks and
@@ -687,7 +702,8 @@ mod tests {
             "0001-01-01T00:00:00",
             "2024-12-02T00:60:00",
         ];
-        let alphabet = b"0123456789:.Z zT-";
+        // `/` and `;` border the digits and the colon.
+        let alphabet = b"0123456789:.Z zT-/;";
         let mut cursor = TimeCursor::default();
         // One driven by `parses` alone, as the lean pre-filter drives its cursor.
         let mut checker = TimeCursor::default();

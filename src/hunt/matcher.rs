@@ -29,9 +29,16 @@ fn parse_time(times: &mut TimeCursor, s: &str) -> Option<Timestamp> {
 
 /// Whether [`parse_time`] gives a time for `s`, cheaper: for the records the lean
 /// pre-filter rules out, whose times are only counted when they do not parse.
-#[inline]
+#[inline(always)]
 fn time_parses(times: &mut TimeCursor, s: &str) -> bool {
-    times.parses(s) || Timestamp::parse_epoch(s).is_some()
+    times.parses_quickly(s) || time_parses_slowly(times, s)
+}
+
+/// [`time_parses`] past the cursor's shortcut.
+#[cold]
+#[inline(never)]
+fn time_parses_slowly(times: &mut TimeCursor, s: &str) -> bool {
+    times.parse(s).is_some() || Timestamp::parse_epoch(s).is_some()
 }
 
 /// A quick plausibility check for a DNS name: what no indicator key can equal.
