@@ -100,8 +100,22 @@ impl Timestamp {
 /// KQL's rendering: `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, trailing fraction zeros trimmed.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Written as bytes, without the formatting machinery (a compile writes a million).
-        // Every timestamp lies in years 1-9999 (`MIN..=MAX`), so four digits hold the year.
+        let (b, len) = self.iso_bytes();
+        f.write_str(std::str::from_utf8(&b[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Timestamp {
+    /// Appends the [`Display`](fmt::Display) form to `out`, without the formatting machinery
+    /// (for output rows written by the thousand).
+    pub fn push_to(&self, out: &mut Vec<u8>) {
+        let (b, len) = self.iso_bytes();
+        out.extend_from_slice(&b[..len]);
+    }
+
+    /// The display form's bytes and length: written as bytes (a compile writes a million).
+    /// Every timestamp lies in years 1-9999 (`MIN..=MAX`), so four digits hold the year.
+    fn iso_bytes(&self) -> ([u8; 28], usize) {
         let (y, mo, d, h, mi, s, sub) = self.to_parts();
         let mut b = *b"0000-00-00T00:00:00.0000000Z";
         let put = |b: &mut [u8], at: usize, v: u32, n: usize| {
@@ -124,7 +138,7 @@ impl fmt::Display for Timestamp {
             }
         }
         b[end] = b'Z';
-        f.write_str(std::str::from_utf8(&b[..=end]).map_err(|_| fmt::Error)?)
+        (b, end + 1)
     }
 }
 

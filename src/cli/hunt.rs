@@ -4,7 +4,9 @@ use super::join_args::{parse_expiry, parse_log_format, parse_query, parse_semant
 use super::output::{parse_time_arg, Out};
 use super::Outcome;
 use anyhow::{Context, Result};
-use iocmatch::hunt::{self, Expiry, HuntOptions, HuntReport, Match, Progress, Query, Semantics};
+use iocmatch::hunt::{
+    self, csv_cell, Expiry, HuntOptions, HuntReport, Match, Progress, Query, Semantics,
+};
 use iocmatch::index::{Field, Index, IndexBytes};
 use iocmatch::ingest::IngestOptions;
 use iocmatch::logs::input;
@@ -307,39 +309,77 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// The cells of one match, `None` for null.
     fn row(&self, m: &Match) -> Result<Vec<Option<String>>> {
-        // Each column reads what it needs of the indicator: its fixed part, or one string (a
-        // string is a likely cache miss in a pool of a hundred megabytes).
+        self.cols.iter().map(|(_, c)| self.cell(m, *c)).collect()
+    }
+
+    /// One cell of match `m`, `None` for null. Each column reads what it needs of the
+    /// indicator: its fixed part, or one string (a string is a likely cache miss in a pool of
+    /// a hundred megabytes).
+    fn cell(&self, m: &Match, c: Col) -> Result<Option<String>> {
         let (idx, id) = (self.index, m.record);
-        self.cols
-            .iter()
-            .map(|(_, c)| {
-                Ok(match *c {
-                    Col::Time => m.time.map(|t| t.to_string()),
-                    Col::Source => Some(m.source.clone()),
-                    Col::Key => Some(m.key.clone()),
-                    Col::Confidence => idx.confidence(id)?.map(iocmatch::hunt::format_real),
-                    Col::Str(f) => Some(idx.field(id, f)?.to_string()),
-                    Col::Expiration => idx.fixed(id)?.expiration.map(|t| t.to_string()),
-                    Col::ValidFrom => idx.fixed(id)?.valid_from.map(|t| t.to_string()),
-                    Col::Kind => Some(idx.fixed(id)?.kind.name().to_string()),
-                    Col::MatchedField => Some(self.query.field_name(m.matched).to_string()),
-                    Col::File => Some(
-                        self.sources
-                            .get(m.file as usize)
-                            .map(|s| s.name())
-                            .unwrap_or_default(),
-                    ),
-                    Col::Line => Some(m.line.to_string()),
-                })
-            })
-            .collect()
+        Ok(match c {
+            Col::Time => m.time.map(|t| t.to_string()),
+            Col::Source => Some(m.source.clone()),
+            Col::Key => Some(m.key.clone()),
+            Col::Confidence => idx.confidence(id)?.map(iocmatch::hunt::format_real),
+            Col::Str(f) => Some(idx.field(id, f)?.to_string()),
+            Col::Expiration => idx.fixed(id)?.expiration.map(|t| t.to_string()),
+            Col::ValidFrom => idx.fixed(id)?.valid_from.map(|t| t.to_string()),
+            Col::Kind => Some(idx.fixed(id)?.kind.name().to_string()),
+            Col::MatchedField => Some(self.query.field_name(m.matched).to_string()),
+            Col::File => Some(
+                self.sources
+                    .get(m.file as usize)
+                    .map(|s| s.name())
+                    .unwrap_or_default(),
+            ),
+            Col::Line => Some(m.line.to_string()),
+        })
+    }
+
+    /// Appends match `m` as a CSV line: what [`csv_lines`] makes of [`Rows::row`], written
+    /// without a `String` per cell for the common columns (the rows of a long hunt are
+    /// written after its scan).
+    fn csv_row(&self, m: &Match, out: &mut Vec<u8>) -> Result<()> {
+        for (i, (_, c)) in self.cols.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let at = out.len();
+            match *c {
+                // A time is digits and `-:.TZ`: never quoted.
+                Col::Time => {
+                    if let Some(t) = m.time {
+                        t.push_to(out);
+                    }
+                }
+                Col::Source => csv_cell(out, &m.source),
+                Col::Key => csv_cell(out, &m.key),
+                Col::Str(f) => csv_cell(out, self.index.field(m.record, f)?),
+                c => {
+                    if let Some(v) = self.cell(m, c)? {
+                        csv_cell(out, &v);
+                    }
+                }
+            }
+            // A record of one empty field is written `""` (else it would read as no record).
+            if self.cols.len() == 1 && out.len() == at {
+                out.extend_from_slice(b"\"\"");
+            }
+        }
+        out.push(b'\n');
+        Ok(())
     }
 
     fn write_csv(&self, out: &mut Out, ms: &[Match], threads: usize) -> Result<()> {
         let names = self.cols.iter().map(|(n, _)| Some(n.clone()));
         out.write_all(&csv_lines(std::iter::once(Ok(names.collect())))?)?;
         write_rounds(out, ms, threads, |part| {
-            csv_lines(part.iter().map(|m| self.row(m)))
+            let mut buf = Vec::with_capacity(part.len() * 96);
+            for m in part {
+                self.csv_row(m, &mut buf)?;
+            }
+            Ok(buf)
         })
     }
 

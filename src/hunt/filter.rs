@@ -5,7 +5,7 @@
 //! bytes back.
 
 use super::matcher::{scan_batched, Item, Matcher, Tally};
-use super::{HuntOptions, Match};
+use super::{csv_cell, HuntOptions, Match};
 use crate::error::{Error, Result};
 use crate::index::{Field, Index};
 use crate::logs::{self, input, LogFormat, Malformed, Prepared};
@@ -612,16 +612,6 @@ fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, sep: u8, key: &str, v: &
     out.extend_from_slice(b"\":");
     if serde_json::to_writer(&mut *out, v).is_err() {
         out.extend_from_slice(b"null");
-    }
-}
-
-fn csv_cell(out: &mut Vec<u8>, v: &str) {
-    if v.contains([',', '"', '\n', '\r']) {
-        out.push(b'"');
-        out.extend_from_slice(v.replace('"', "\"\"").as_bytes());
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(v.as_bytes());
     }
 }
 
