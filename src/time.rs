@@ -261,7 +261,7 @@ fn fixed_then_fraction(b: &[u8], len: usize) -> Option<(&[u8], i64)> {
 
 /// [`fraction7z`]'s check: `.` and seven digits then `Z`, as one word of eight digits (a `0`
 /// first).
-#[inline]
+#[cfg(test)]
 fn fraction7z_digits(b: &[u8]) -> Option<u64> {
     let (&b'.', rest) = b.split_first()? else {
         return None;
@@ -278,16 +278,43 @@ fn fraction7z_digits(b: &[u8]) -> Option<u64> {
     (ok == 0x3333_3333_3333_3333).then_some(d)
 }
 
-/// `.fffffffZ` (exactly seven fraction digits) as 100 ns ticks, without a loop: the digits
-/// are read as one little-endian word, checked and combined with three multiplies (digit
-/// pairs, then quads, then the eight; a `0` stands in front). `None` for any other shape.
-#[inline]
+/// `.fffffffZ` (exactly seven fraction digits) as 100 ns ticks, `None` for any other shape:
+/// the checked form of [`fraction7_ticks`], for the test against the digit loop (the
+/// same-minute shortcut checks the whole layout first).
+#[cfg(test)]
 fn fraction7z(b: &[u8]) -> Option<i64> {
-    let d = fraction7z_digits(b)?;
+    fraction7z_digits(b).map(fraction7_ticks)
+}
+
+/// Eight ASCII digits (a `0`, then the seven of a fraction) read as one little-endian word,
+/// as 100 ns ticks: combined with three multiplies (digit pairs, then quads, then the eight),
+/// without a loop.
+#[inline]
+fn fraction7_ticks(d: u64) -> i64 {
     let v = (d & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
     let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
     let v = (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32;
-    Some(v as i64)
+    v as i64
+}
+
+/// The same-minute shortcut's layout of a time's bytes 12-27 (`H:mm:ss.fffffffZ`), a `0`
+/// standing for any digit.
+const MINUTE_TAIL: &[u8; 16] = b"0:00:00.0000000Z";
+
+/// The digit positions of [`MINUTE_TAIL`] (bit `j` for byte `j`).
+const MINUTE_TAIL_DIGITS: u16 = digit_positions(MINUTE_TAIL);
+
+/// The positions of the `0` bytes of `layout`, as bits.
+const fn digit_positions(layout: &[u8; 16]) -> u16 {
+    let mut bits = 0;
+    let mut j = 0;
+    while j < 16 {
+        if layout[j] == b'0' {
+            bits |= 1 << j;
+        }
+        j += 1;
+    }
+    bits
 }
 
 /// The two ASCII digits at `b[i..i + 2]` as a number.
@@ -334,9 +361,17 @@ impl TimeCursor {
     #[inline]
     pub fn parse(&mut self, s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if let Some((start, s)) = self.same_minute(b) {
-            if let Some(sub) = fraction7z(&b[19..]) {
-                return Timestamp::from_ticks(start + i64::from(s) * TICKS_PER_SEC + sub);
+        if let Some(start) = self.same_minute(b) {
+            // The layout is checked: two second digits, and seven fraction digits after the
+            // `.` at byte 19, read with a `0` in its place.
+            let s = i64::from(b[17].wrapping_sub(b'0')) * 10 + i64::from(b[18].wrapping_sub(b'0'));
+            let frac = b
+                .get(19..27)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes);
+            if let Some(w) = frac {
+                let sub = fraction7_ticks(w & !0xFF | u64::from(b'0'));
+                return Timestamp::from_ticks(start + s * TICKS_PER_SEC + sub);
             }
         }
         if let Some(base) = self.base {
@@ -366,40 +401,27 @@ impl TimeCursor {
 
     /// `true` when [`TimeCursor::parses`] is, decided from the remembered minute alone;
     /// `false` otherwise (also for some times that parse): the shortcut's case, small enough
-    /// to inline where nearly every time takes it.
+    /// to inline where nearly every time takes it. Every second of the minute (to a leap
+    /// second's end) is in range, so the shortcut gives a time.
     #[inline(always)]
     pub(crate) fn parses_quickly(&self, s: &str) -> bool {
-        let b = s.as_bytes();
-        let (Some((text, start)), Some(head), Some(tail)) =
-            (&self.minute, b.get(..16), b.get(12..28))
-        else {
-            return false;
-        };
-        // The shortcut's case: 28 bytes in the remembered minute, the layout
-        // `H:mm:ss.fffffffZ` from byte 12, seconds up to 60. Every second of the minute (to a
-        // leap second's end) is in range, so the shortcut gives a time.
-        b.len() == 28
-            && head == text
-            && crate::blockmask::lane_layout(
-                tail.try_into().unwrap_or(&[0; 16]),
-                b"0:00:00.0000000Z",
-                0x7F6D,
-            )
-            && u16::from_be_bytes([b[17], b[18]]) <= u16::from_be_bytes(*b"60")
-            && *start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0
+        self.same_minute(s.as_bytes())
+            .is_some_and(|start| start + 61 * TICKS_PER_SEC <= Timestamp::MAX.0)
     }
 
-    /// For a 28-byte time in the remembered minute with valid seconds: the minute's ticks and
-    /// the seconds (the fraction is left to the caller). Seconds as `within_hour` reads them
-    /// (`:60`, a leap second, folds into the next minute); others take the hour's path, which
-    /// rejects them.
+    /// The ticks at the start of the remembered minute, for a time in the shortcut's case: 28
+    /// bytes in that minute, the layout `H:mm:ss.fffffffZ` from byte 12 (checked in one step),
+    /// seconds up to 60 (as `within_hour` reads them: `:60`, a leap second, folds into the
+    /// next minute; other seconds take the hour's path, which rejects them).
     #[inline(always)]
-    fn same_minute(&self, b: &[u8]) -> Option<(i64, u32)> {
+    fn same_minute(&self, b: &[u8]) -> Option<i64> {
         let (text, start) = self.minute.as_ref()?;
-        if b.len() != 28 || b[..16] != text[..] || b[16] != b':' {
-            return None;
-        }
-        Some((*start, two_digits(b, 17).filter(|&s| s <= 60)?))
+        let tail: &[u8; 16] = b.get(12..28)?.try_into().ok()?;
+        (b.len() == 28
+            && b[..16] == text[..]
+            && crate::blockmask::lane_layout(tail, MINUTE_TAIL, MINUTE_TAIL_DIGITS)
+            && u16::from_be_bytes([b[17], b[18]]) <= u16::from_be_bytes(*b"60"))
+        .then_some(*start)
     }
 
     /// Remembers the hour of `b` if it has the fixed layout.
